@@ -1,0 +1,303 @@
+"""All checkpoint I/O: the original ``.pth.tar`` format and the project's safetensors format.
+
+Original files (``vox-cpk.pth.tar``, ...) hold ``generator``, ``kp_detector``, ``discriminator``,
+``optimizer_*`` and ``epoch``; they are read with ``torch.load(..., weights_only=True)`` only, never by
+unpickling arbitrary objects. Their key names are this project's names, so no remapping is needed.
+
+The project's format is one ``.safetensors`` file: tensors ``kp_detector.*``, ``generator.*``,
+``discriminator.*`` and metadata ``format``, ``config`` (JSON of the :class:`FommConfig`) and ``step``: it
+describes itself and loads without a YAML file.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any, NamedTuple
+
+import torch
+
+from .config import PRESETS, FommConfig, config_from_dict, config_to_dict
+from .model import Fomm, build_fomm
+
+__all__ = [
+    "CheckpointError",
+    "LoadedCheckpoint",
+    "convert_checkpoint",
+    "load_checkpoint",
+    "matching_presets",
+    "read_original_checkpoint",
+    "save_checkpoint",
+]
+
+logger = logging.getLogger(__name__)
+
+FORMAT_NAME = "fomm-live"
+FORMAT_VERSION = "1"
+SECTIONS = ("kp_detector", "generator", "discriminator")
+REQUIRED_SECTIONS = ("kp_detector", "generator")
+
+
+class CheckpointError(ValueError):
+    """A checkpoint that cannot be read or does not fit the model."""
+
+
+class LoadedCheckpoint(NamedTuple):
+    """A model restored from a checkpoint.
+
+    Attributes:
+        model: the networks, in eval mode, on the requested device.
+        config: the model's config (from the file for the project's format, else the one given).
+        step: training step or epoch stored in the file (0 when absent).
+        source_format: ``"original"`` or ``"safetensors"``.
+    """
+
+    model: Fomm
+    config: FommConfig
+    step: int
+    source_format: str
+
+
+# --- reading ------------------------------------------------------------------------------------------------
+
+
+def _sniff(path: Path) -> str:
+    """``"safetensors"``, ``"torch"`` (zip or legacy pickle) or ``"unknown"`` from the first bytes."""
+    with path.open("rb") as f:
+        head = f.read(16)
+    if len(head) >= 9:
+        header_len = int.from_bytes(head[:8], "little")
+        if head[8:9] == b"{" and 0 < header_len < 100_000_000:
+            return "safetensors"
+    if head.startswith(b"PK\x03\x04") or head[:1] == b"\x80":
+        return "torch"
+    return "unknown"
+
+
+def _check_readable(path: Path) -> None:
+    if not path.exists():
+        raise CheckpointError(f"checkpoint {str(path)!r} does not exist")
+    if not path.is_file():
+        raise CheckpointError(f"checkpoint {str(path)!r} is not a file")
+    if path.stat().st_size == 0:
+        raise CheckpointError(f"checkpoint {str(path)!r} is empty")
+
+
+def read_original_checkpoint(path: str | Path) -> dict[str, Any]:
+    """Read an original first-order-model checkpoint safely (``weights_only=True``) onto the CPU.
+
+    Raises:
+        CheckpointError: the file is missing, truncated, not a torch checkpoint, holds objects other than
+            tensors and plain containers, or lacks the ``generator``/``kp_detector`` state dicts.
+    """
+    path = Path(path)
+    _check_readable(path)
+    try:
+        data = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # torch raises RuntimeError, UnpicklingError, EOFError, ... for bad files
+        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        if "Weights only load failed" in reason:
+            reason = "it holds Python objects other than tensors (refusing to unpickle them)"
+        raise CheckpointError(
+            f"checkpoint {str(path)!r} is not a readable PyTorch checkpoint (truncated or another file?): {reason}"
+        ) from exc
+    if not isinstance(data, Mapping):
+        raise CheckpointError(f"checkpoint {str(path)!r} holds a {type(data).__name__}, expected a dict of state dicts")
+    missing = [s for s in REQUIRED_SECTIONS if not isinstance(data.get(s), Mapping)]
+    if missing:
+        found = ", ".join(sorted(map(str, data))[:8]) or "nothing"
+        raise CheckpointError(
+            f"checkpoint {str(path)!r} has no {' / '.join(missing)} state dict (found: {found}); "
+            "expected a first-order-model checkpoint such as vox-cpk.pth.tar"
+        )
+    return dict(data)
+
+
+def _read_safetensors(path: Path) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
+    try:
+        from safetensors import safe_open
+    except ImportError as exc:  # pragma: no cover - core dependency
+        raise CheckpointError("reading .safetensors checkpoints needs safetensors: pip install safetensors") from exc
+    try:
+        tensors: dict[str, torch.Tensor] = {}
+        with safe_open(str(path), framework="pt", device="cpu") as f:
+            metadata = dict(f.metadata() or {})
+            for key in f.keys():  # noqa: SIM118 - safe_open is not a mapping
+                tensors[key] = f.get_tensor(key)
+    except Exception as exc:
+        raise CheckpointError(f"checkpoint {str(path)!r} is not a readable safetensors file: {exc}") from exc
+    if metadata.get("format") != FORMAT_NAME or "config" not in metadata:
+        raise CheckpointError(
+            f"checkpoint {str(path)!r} is a safetensors file without fomm-live metadata (format, config)"
+        )
+    return tensors, metadata
+
+
+# --- matching -------------------------------------------------------------------------------------------------
+
+
+def _shapes(state: Mapping[str, Any]) -> dict[str, tuple[int, ...]]:
+    return {k: tuple(v.shape) for k, v in state.items() if isinstance(v, torch.Tensor)}
+
+
+def _expected_shapes(config: FommConfig, sections: tuple[str, ...]) -> dict[str, dict[str, tuple[int, ...]]]:
+    model = build_fomm(config, with_discriminator="discriminator" in sections, device="meta")
+    return {s: _shapes(getattr(model, s).state_dict()) for s in sections}
+
+
+def _diff(
+    expected: Mapping[str, Mapping[str, tuple[int, ...]]], actual: Mapping[str, Mapping[str, Any]]
+) -> tuple[list[str], list[str], list[str]]:
+    missing: list[str] = []
+    unexpected: list[str] = []
+    mismatched: list[str] = []
+    for section, want in expected.items():
+        have = _shapes(actual.get(section, {}))
+        for key, shape in want.items():
+            if key not in have:
+                missing.append(f"{section}.{key}")
+            elif have[key] != shape:
+                mismatched.append(f"{section}.{key} (file {list(have[key])}, model {list(shape)})")
+        unexpected.extend(f"{section}.{key}" for key in have if key not in want)
+    return missing, unexpected, mismatched
+
+
+def _sections_of(state: Mapping[str, Any]) -> tuple[str, ...]:
+    return tuple(s for s in SECTIONS if isinstance(state.get(s), Mapping) and len(state[s]) > 0)
+
+
+def matching_presets(state: Mapping[str, Mapping[str, Any]]) -> list[str]:
+    """Names of the presets whose networks have exactly the keys and shapes of ``state``'s sections."""
+    sections = _sections_of(state)
+    return [name for name, make in PRESETS.items() if not any(_diff(_expected_shapes(make(), sections), state))]
+
+
+def _summarise(label: str, items: list[str], limit: int = 4) -> str:
+    shown = ", ".join(items[:limit])
+    more = f" (+{len(items) - limit} more)" if len(items) > limit else ""
+    return f"{len(items)} {label}: {shown}{more}"
+
+
+def _check_fits(state: Mapping[str, Mapping[str, Any]], config: FommConfig, path: Path) -> None:
+    sections = _sections_of(state)
+    missing, unexpected, mismatched = _diff(_expected_shapes(config, sections), state)
+    if not (missing or unexpected or mismatched):
+        return
+    parts = [
+        _summarise(label, items)
+        for label, items in (("missing", missing), ("unexpected", unexpected), ("mismatched", mismatched))
+        if items
+    ]
+    fits = matching_presets(state)
+    hint = (
+        f"preset {' or '.join(repr(f) for f in fits)} fits this file"
+        if fits
+        else "no preset fits: pass the model's original YAML config"
+    )
+    raise CheckpointError(f"checkpoint {str(path)!r} does not fit config {config.name!r}: {'; '.join(parts)}; {hint}")
+
+
+# --- public API -------------------------------------------------------------------------------------------------
+
+
+def load_checkpoint(
+    path: str | Path,
+    config: FommConfig | None = None,
+    *,
+    with_discriminator: bool | None = False,
+    device: torch.device | str = "cpu",
+    align_corners: bool | None = None,
+) -> LoadedCheckpoint:
+    """Load an original ``.pth.tar`` or a project ``.safetensors`` checkpoint into a :class:`Fomm`.
+
+    Args:
+        path: checkpoint file; the format is detected from its first bytes.
+        config: the model structure, required for original files (a preset or a YAML-derived config). For
+            the project's format the stored config is used and ``config`` only has to agree with it.
+        with_discriminator: also restore the discriminator (training); the file must hold one. ``None``:
+            restore it when the file holds one.
+        device: where to put the networks.
+        align_corners: override the grid-sampling convention (``None`` keeps the config's).
+
+    Raises:
+        CheckpointError: unreadable file, or keys/shapes that do not fit the config (the message names
+            the missing, unexpected and mismatched keys and a preset that fits, if any).
+    """
+    path = Path(path)
+    _check_readable(path)
+    kind = _sniff(path)
+    step = 0
+    if kind == "safetensors":
+        tensors, metadata = _read_safetensors(path)
+        try:
+            stored = config_from_dict(json.loads(metadata["config"]))
+        except (ValueError, json.JSONDecodeError) as exc:
+            raise CheckpointError(f"checkpoint {str(path)!r} has an unreadable stored config: {exc}") from exc
+        state: dict[str, dict[str, torch.Tensor]] = {s: {} for s in SECTIONS}
+        for key, value in tensors.items():
+            section, _, rest = key.partition(".")
+            if section not in state:
+                raise CheckpointError(f"checkpoint {str(path)!r} has a tensor outside the known networks: {key!r}")
+            state[section][rest] = value
+        if config is not None:
+            _check_fits(state, config, path)
+        config = stored
+        step = int(metadata.get("step", "0") or 0)
+        source_format = "safetensors"
+    elif kind == "torch":
+        if config is None:
+            raise CheckpointError(f"checkpoint {str(path)!r} is in the original format: a config or preset is needed")
+        raw = read_original_checkpoint(path)
+        state = {s: dict(raw[s]) for s in SECTIONS if isinstance(raw.get(s), Mapping)}
+        _check_fits(state, config, path)
+        epoch = raw.get("epoch", 0)
+        step = int(epoch) if isinstance(epoch, int | float) else 0
+        source_format = "original"
+    else:
+        raise CheckpointError(
+            f"checkpoint {str(path)!r} is neither a PyTorch checkpoint (.pth.tar) nor a safetensors file"
+        )
+
+    if with_discriminator is None:
+        with_discriminator = bool(state.get("discriminator"))
+    if with_discriminator and not state.get("discriminator"):
+        raise CheckpointError(f"checkpoint {str(path)!r} holds no discriminator (needed for training)")
+    if align_corners is not None:
+        config = config.with_align_corners(align_corners)
+    model = build_fomm(config, with_discriminator=with_discriminator)
+    model.kp_detector.load_state_dict(state["kp_detector"], strict=True)
+    model.generator.load_state_dict(state["generator"], strict=True)
+    if model.discriminator is not None:
+        model.discriminator.load_state_dict(state["discriminator"], strict=True)
+    model = model.to(device).eval()
+    logger.info("loaded %s checkpoint %s (config %s, step %d)", source_format, path, config.name, step)
+    return LoadedCheckpoint(model, config, step, source_format)
+
+
+def save_checkpoint(path: str | Path, model: Fomm, *, step: int = 0) -> Path:
+    """Write ``model`` in the project's format (safetensors + embedded config). Returns the path."""
+    try:
+        from safetensors.torch import save_file
+    except ImportError as exc:  # pragma: no cover - core dependency
+        raise CheckpointError("writing checkpoints needs safetensors: pip install safetensors") from exc
+    path = Path(path)
+    tensors = {k: v.detach().to("cpu").contiguous() for k, v in model.state_dict().items()}
+    metadata = {
+        "format": FORMAT_NAME,
+        "format_version": FORMAT_VERSION,
+        "config": json.dumps(config_to_dict(model.config)),
+        "step": str(int(step)),
+    }
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    save_file(tensors, str(tmp), metadata=metadata)
+    tmp.replace(path)
+    return path
+
+
+def convert_checkpoint(src: str | Path, dst: str | Path, config: FommConfig) -> Path:
+    """Convert an original ``.pth.tar`` checkpoint (all networks it holds) to the project's format."""
+    loaded = load_checkpoint(src, config, with_discriminator=None)
+    return save_checkpoint(dst, loaded.model, step=loaded.step)

@@ -1,0 +1,114 @@
+"""Pure geometry helpers shared by every network.
+
+Coordinate convention everywhere: points are ``(x, y)`` in ``[-1, 1]``; ``x`` grows to the right and ``y``
+downwards; ``-1`` and ``1`` are the centres of the first and last pixel (the original FOMM grid).
+Jacobians are ``(..., 2, 2)`` row-major: ``J @ [dx, dy]``.
+
+:func:`warp` is the only place in the package that calls ``grid_sample``: export swaps it for a plugin.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+__all__ = ["convex_hull_area", "inverse_2x2", "kp2gaussian", "make_coordinate_grid", "resize", "warp"]
+
+
+def make_coordinate_grid(
+    height: int, width: int, *, dtype: torch.dtype = torch.float32, device: torch.device | None = None
+) -> torch.Tensor:
+    """A ``(height, width, 2)`` grid of ``(x, y)`` pixel-centre coordinates in ``[-1, 1]``."""
+    x = torch.arange(width, dtype=dtype, device=device)
+    y = torch.arange(height, dtype=dtype, device=device)
+    x = 2 * (x / (width - 1)) - 1
+    y = 2 * (y / (height - 1)) - 1
+    yy = y.view(-1, 1).expand(height, width)
+    xx = x.view(1, -1).expand(height, width)
+    return torch.stack([xx, yy], dim=2)
+
+
+def kp2gaussian(value: torch.Tensor, height: int, width: int, variance: float) -> torch.Tensor:
+    """Unnormalised Gaussians centred on keypoints.
+
+    Args:
+        value: ``(..., K, 2)`` keypoints, ``(x, y)`` in ``[-1, 1]``.
+        height, width: size of the output maps.
+        variance: Gaussian variance in ``[-1, 1]`` units (0.01 in every released model).
+
+    Returns:
+        ``(..., K, height, width)`` maps with peak 1 at each keypoint.
+    """
+    grid = make_coordinate_grid(height, width, dtype=value.dtype, device=value.device)
+    diff = grid - value[..., None, None, :]
+    return torch.exp(-0.5 * (diff**2).sum(-1) / variance)
+
+
+def inverse_2x2(matrix: torch.Tensor) -> torch.Tensor:
+    """Closed-form inverse of ``(..., 2, 2)`` matrices (adjugate over determinant).
+
+    Exportable to ONNX (``torch.inverse`` is not) and exact enough for FOMM's near-identity jacobians.
+    """
+    a = matrix[..., 0, 0]
+    b = matrix[..., 0, 1]
+    c = matrix[..., 1, 0]
+    d = matrix[..., 1, 1]
+    det = a * d - b * c
+    adjugate = torch.stack([torch.stack([d, -b], dim=-1), torch.stack([-c, a], dim=-1)], dim=-2)
+    return adjugate / det[..., None, None]
+
+
+def warp(
+    image: torch.Tensor,
+    grid: torch.Tensor,
+    *,
+    align_corners: bool,
+    mode: str = "bilinear",
+    padding_mode: str = "zeros",
+) -> torch.Tensor:
+    """Sample ``image`` at ``grid``: the one grid-sample call site of the package.
+
+    Args:
+        image: ``(B, C, H, W)``.
+        grid: ``(B, h, w, 2)`` sampling positions, ``(x, y)`` in ``[-1, 1]``.
+        align_corners: ``True``: -1/1 are the centres of the corner pixels (torch 1.0 behaviour, which the
+            released checkpoints were trained with); ``False``: -1/1 are the outer pixel edges.
+
+    Returns:
+        ``(B, C, h, w)``.
+    """
+    return F.grid_sample(image, grid, mode=mode, padding_mode=padding_mode, align_corners=align_corners)
+
+
+def resize(image: torch.Tensor, size: tuple[int, int], *, mode: str = "bilinear") -> torch.Tensor:
+    """Resize ``(B, C, H, W)`` to ``size`` = ``(h, w)`` with ``align_corners=False`` (the original's call)."""
+    if mode == "nearest":
+        return F.interpolate(image, size=size, mode="nearest")
+    return F.interpolate(image, size=size, mode=mode, align_corners=False)
+
+
+def convex_hull_area(points: torch.Tensor) -> float:
+    """Area of the convex hull of ``(N, 2)`` points (monotone chain; 0 for degenerate sets).
+
+    Runs on the CPU in Python: it is called once per calibration, never per frame.
+    """
+    pts = sorted({(float(x), float(y)) for x, y in points.detach().cpu().tolist()})
+    if len(pts) < 3:
+        return 0.0
+
+    def cross(o: tuple[float, float], a: tuple[float, float], b: tuple[float, float]) -> float:
+        return (a[0] - o[0]) * (b[1] - o[1]) - (a[1] - o[1]) * (b[0] - o[0])
+
+    lower: list[tuple[float, float]] = []
+    for p in pts:
+        while len(lower) >= 2 and cross(lower[-2], lower[-1], p) <= 0:
+            lower.pop()
+        lower.append(p)
+    upper: list[tuple[float, float]] = []
+    for p in reversed(pts):
+        while len(upper) >= 2 and cross(upper[-2], upper[-1], p) <= 0:
+            upper.pop()
+        upper.append(p)
+    hull = lower[:-1] + upper[:-1]
+    area2 = sum(hull[i][0] * hull[i - 1][1] - hull[i - 1][0] * hull[i][1] for i in range(len(hull)))
+    return abs(area2) / 2.0
