@@ -5,7 +5,7 @@ keypoints, encoder features and downsampled source come from ``set_source``. The
 original ``make_animation`` per-frame work: driving keypoints + the full generator, which re-encodes the
 source every frame. Weights are random (timing does not depend on them).
 
-    python benchmarks/step_latency.py [--frames 10] [--threads N] [--out results/step_latency.json]
+    python benchmarks/step_latency.py [--frames 10] [--threads N] [--device cpu|cuda] [--out FILE.json]
 """
 
 from __future__ import annotations
@@ -34,26 +34,36 @@ def tiny_64() -> fomm.FommConfig:
     )  # fmt: skip
 
 
+def sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
 def time_step(step, frames: torch.Tensor, warmup: int) -> list[float]:
     for i in range(warmup):
         step(frames[i : i + 1])
     times = []
     for i in range(frames.shape[0]):
+        sync(frames.device)
         t0 = time.perf_counter()
         step(frames[i : i + 1])
+        sync(frames.device)
         times.append((time.perf_counter() - t0) * 1000)
     return times
 
 
-def bench(config: fomm.FommConfig, n_frames: int, warmup: int) -> dict[str, object]:
+def bench(config: fomm.FommConfig, n_frames: int, warmup: int, device: torch.device) -> dict[str, object]:
     size = config.image_size
-    model = fomm.build_fomm(config)
+    model = fomm.build_fomm(config, device=device)
     animator = fomm.Animator(model, fomm.AnimationOptions(relative=True, adapt_movement_scale=True))
     g = torch.Generator().manual_seed(0)
-    source = torch.rand(1, 3, size, size, generator=g)
-    frames = torch.rand(n_frames, 3, size, size, generator=g)
+    source = torch.rand(1, 3, size, size, generator=g).to(device)
+    frames = torch.rand(n_frames, 3, size, size, generator=g).to(device)
+    animator.set_source(source)  # warm-up
+    sync(device)
     t0 = time.perf_counter()
     animator.set_source(source)
+    sync(device)
     set_source_ms = (time.perf_counter() - t0) * 1000
     animator.calibrate(frames[:1])
     result: dict[str, object] = {"size": size, "set_source_ms": round(set_source_ms, 2)}
@@ -79,19 +89,22 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--frames", type=int, default=10, help="timed frames per variant (default 10)")
     parser.add_argument("--warmup", type=int, default=2)
     parser.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's)")
+    parser.add_argument("--device", default="cpu", help="cpu or cuda (default cpu)")
     parser.add_argument("--out", type=Path, default=Path("results/step_latency.json"))
     args = parser.parse_args(argv)
+    device = torch.device(args.device)
     if args.threads:
         torch.set_num_threads(args.threads)
     report: dict[str, object] = {
         "torch": torch.__version__,
         "threads": torch.get_num_threads(),
+        "device": torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu",
         "cpu": platform.processor() or platform.machine(),
         "models": {},
     }
     with torch.inference_mode():
         for config in (fomm.preset("vox-256"), tiny_64()):
-            r = bench(config, args.frames, args.warmup)
+            r = bench(config, args.frames, args.warmup, device)
             report["models"][config.name] = r  # type: ignore[index]
             print(
                 f"{config.name:10s} {r['size']}px  cached {r['cached']['median_ms']:8.1f} ms/frame  "  # type: ignore[index]

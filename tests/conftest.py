@@ -37,8 +37,14 @@ def _seed() -> None:
 
 @pytest.fixture(scope="session")
 def device() -> torch.device:
-    """Test device: ``FOMM_TEST_DEVICE`` (default cpu)."""
-    return torch.device(os.environ.get("FOMM_TEST_DEVICE", "cpu"))
+    """Test device: ``FOMM_TEST_DEVICE`` (default cpu). On CUDA, TF32 is off so fp32 parity holds."""
+    dev = torch.device(os.environ.get("FOMM_TEST_DEVICE", "cpu"))
+    if dev.type == "cuda":
+        if not torch.cuda.is_available():
+            pytest.skip("FOMM_TEST_DEVICE asks for CUDA, which torch cannot see")
+        torch.backends.cuda.matmul.allow_tf32 = False
+        torch.backends.cudnn.allow_tf32 = False
+    return dev
 
 
 @pytest.fixture(scope="session")

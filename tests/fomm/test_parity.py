@@ -27,20 +27,24 @@ DEFORMED_ATOL = 3e-4
 
 
 @pytest.fixture(params=CASES, ids=[c[0] for c in CASES])
-def case(request, official):
+def case(request, official, device):
     folder, yaml_name, align_corners = request.param
     config = fomm.load_yaml_config(official / yaml_name)
     loaded = fomm.load_checkpoint(
-        official / folder / "checkpoint.pth.tar", config, align_corners=align_corners, with_discriminator=None
+        official / folder / "checkpoint.pth.tar",
+        config,
+        align_corners=align_corners,
+        with_discriminator=None,
+        device=device,
     )
     ref = dict(np.load(official / folder / "reference.npz"))
-    source = torch.from_numpy(ref["source"]).permute(2, 0, 1)[None]
-    driving = torch.from_numpy(ref["driving"]).permute(0, 3, 1, 2)
+    source = torch.from_numpy(ref["source"]).permute(2, 0, 1)[None].to(device)
+    driving = torch.from_numpy(ref["driving"]).permute(0, 3, 1, 2).to(device)
     return loaded.model, ref, source, driving
 
 
 def close(actual: torch.Tensor, expected: np.ndarray, atol: float) -> None:
-    torch.testing.assert_close(actual.float(), torch.from_numpy(expected), atol=atol, rtol=0)
+    torch.testing.assert_close(actual.float().cpu(), torch.from_numpy(expected), atol=atol, rtol=0)
 
 
 def test_keypoints_match_original(case):
