@@ -199,6 +199,21 @@ def _check_fits(state: Mapping[str, Mapping[str, Any]], config: FommConfig, path
     raise CheckpointError(f"checkpoint {str(path)!r} does not fit config {config.name!r}: {'; '.join(parts)}; {hint}")
 
 
+def _guess_preset(state: Mapping[str, Mapping[str, Any]], path: Path) -> FommConfig:
+    """The preset that fits an original file, preferring one named in the file name (``taichi-cpk``)."""
+    fits = matching_presets(state)
+    if not fits:
+        raise CheckpointError(
+            f"checkpoint {str(path)!r} fits no preset ({', '.join(PRESETS)}): pass the model's original YAML config"
+        )
+    stem = path.name.lower().replace("_", "-")
+    named = [name for name in fits if name.removesuffix("-256") + "-" in stem + "-"]
+    # the longest match wins: 'vox-adv-256' over 'vox-256' for vox-adv-cpk.pth.tar
+    choice = max(named, key=len) if named else fits[0]
+    logger.info("checkpoint %s: no config given, using preset %s (fits: %s)", path, choice, ", ".join(fits))
+    return PRESETS[choice]()
+
+
 # --- public API -------------------------------------------------------------------------------------------------
 
 
@@ -214,8 +229,10 @@ def load_checkpoint(
 
     Args:
         path: checkpoint file; the format is detected from its first bytes.
-        config: the model structure, required for original files (a preset or a YAML-derived config). For
-            the project's format the stored config is used and ``config`` only has to agree with it.
+        config: the model structure (a preset or a YAML-derived config). ``None`` for an original file
+            picks the preset whose keys and shapes fit it (preferring one named in the file name; presets
+            with equal shapes compute the same function). For the project's format the stored config is
+            used and ``config`` only has to agree with it.
         with_discriminator: also restore the discriminator (training); the file must hold one. ``None``:
             restore it when the file holds one.
         device: where to put the networks.
@@ -247,10 +264,10 @@ def load_checkpoint(
         step = int(metadata.get("step", "0") or 0)
         source_format = "safetensors"
     elif kind == "torch":
-        if config is None:
-            raise CheckpointError(f"checkpoint {str(path)!r} is in the original format: a config or preset is needed")
         raw = read_original_checkpoint(path)
         state = {s: dict(raw[s]) for s in SECTIONS if isinstance(raw.get(s), Mapping)}
+        if config is None:
+            config = _guess_preset(state, path)
         _check_fits(state, config, path)
         epoch = raw.get("epoch", 0)
         step = int(epoch) if isinstance(epoch, int | float) else 0

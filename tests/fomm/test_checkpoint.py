@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import shutil
 
 import numpy as np
@@ -121,10 +122,17 @@ def test_convert_to_safetensors_round_trip(tiny_jac, tmp_path):
         fomm.load_checkpoint(out, fomm.preset("vox-256"))
 
 
-def test_original_format_needs_a_config(tiny_jac):
-    path, _ = tiny_jac
-    with pytest.raises(fomm.CheckpointError, match="a config or preset is needed"):
+def test_original_format_without_config_picks_the_preset_that_fits(official, tiny_jac, tmp_path, monkeypatch):
+    path, config = tiny_jac
+    with pytest.raises(fomm.CheckpointError, match="fits no preset"):
         fomm.load_checkpoint(path)
+    monkeypatch.setitem(fomm.config.PRESETS, "tiny-256", lambda: config)
+    monkeypatch.setitem(fomm.config.PRESETS, "tiny-other-256", lambda: config)
+    assert fomm.load_checkpoint(path).config == config  # no name in the file name: the first that fits
+    named = tmp_path / "tiny-other-cpk.pth.tar"
+    shutil.copy(path, named)
+    monkeypatch.setitem(fomm.config.PRESETS, "tiny-other-256", lambda: dataclasses.replace(config, name="other"))
+    assert fomm.load_checkpoint(named).config.name == "other"
 
 
 def test_save_load_keeps_step_and_training_state(tiny, tmp_path):
