@@ -25,6 +25,7 @@ from .model import Fomm, build_fomm
 __all__ = [
     "CheckpointError",
     "LoadedCheckpoint",
+    "checkpoint_format",
     "convert_checkpoint",
     "load_checkpoint",
     "matching_presets",
@@ -63,7 +64,7 @@ class LoadedCheckpoint(NamedTuple):
 # --- reading ------------------------------------------------------------------------------------------------
 
 
-def _sniff(path: Path) -> str:
+def checkpoint_format(path: Path) -> str:
     """``"safetensors"``, ``"torch"`` (zip or legacy pickle) or ``"unknown"`` from the first bytes."""
     with path.open("rb") as f:
         head = f.read(16)
@@ -244,7 +245,7 @@ def load_checkpoint(
     """
     path = Path(path)
     _check_readable(path)
-    kind = _sniff(path)
+    kind = checkpoint_format(path)
     step = 0
     if kind == "safetensors":
         tensors, metadata = _read_safetensors(path)

@@ -1,0 +1,552 @@
+"""The ``fomm`` command: offline animation, checkpoint conversion and inspection.
+
+``fomm animate`` animates a source image with a driving video (or folder of frames) and writes an mp4;
+``fomm convert`` turns an original ``.pth.tar`` checkpoint into the project's ``.safetensors`` format;
+``fomm info`` describes a checkpoint. User errors print one line, ``fomm: error: ...``, and exit with 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import logging
+import math
+import sys
+import time
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from fractions import Fraction
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, NoReturn
+
+import torch
+
+import fomm
+from fomm.checkpoint import SECTIONS, CheckpointError, matching_presets
+from fomm.config import ConfigError, FommConfig
+from fomm.media.assets import DEFAULT_AVATAR, DEFAULT_DRIVING
+from fomm.media.errors import MediaError
+
+if TYPE_CHECKING:
+    import numpy as np
+
+    from fomm.media.faces import FaceLandmarker
+    from fomm.media.image import Box
+
+__all__ = ["build_parser", "main", "parse_device", "size_multiple"]
+
+logger = logging.getLogger("fomm.cli")
+
+EXIT_OK = 0
+EXIT_FAILURE = 1
+EXIT_USAGE = 2
+EXIT_INTERRUPTED = 130
+DEFAULT_PRESET = "vox-256"
+
+
+class CliError(Exception):
+    """A user error: reported as one ``fomm: error: ...`` line, exit status 2."""
+
+
+class _Parser(argparse.ArgumentParser):
+    """An ``ArgumentParser`` whose errors are raised (and printed as one line by :func:`main`)."""
+
+    def error(self, message: str) -> NoReturn:
+        raise CliError(message)
+
+
+# --- argument types -------------------------------------------------------------------------------------------
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
+    return value
+
+
+def _non_negative_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = -1
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"expected a frame index >= 0, got {text!r}")
+    return value
+
+
+def _bool(text: str) -> bool:
+    value = text.strip().lower()
+    if value in ("true", "1", "yes", "on"):
+        return True
+    if value in ("false", "0", "no", "off"):
+        return False
+    raise argparse.ArgumentTypeError(f"expected true or false, got {text!r}")
+
+
+def _fps(text: str) -> Fraction:
+    try:
+        value = Fraction(text.strip())
+    except (ValueError, ZeroDivisionError):
+        value = Fraction(0)
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"expected a frame rate > 0 such as 25 or 30000/1001, got {text!r}")
+    return value
+
+
+def parse_device(text: str) -> torch.device:
+    """``cpu``, ``cuda``, ``cuda:N`` (or ``mps``) as a ``torch.device`` that exists on this machine.
+
+    Raises:
+        CliError: not a device name, or the device is not available.
+    """
+    try:
+        device = torch.device(text)
+    except (RuntimeError, ValueError):
+        raise CliError(f"--device {text!r} is not a device; expected cpu, cuda or cuda:N") from None
+    if device.type == "cpu":
+        return device
+    if device.type == "cuda":
+        if not torch.cuda.is_available():
+            raise CliError(f"--device {text!r}: CUDA is not available on this machine (torch {torch.__version__})")
+        count = torch.cuda.device_count()
+        if device.index is not None and device.index >= count:
+            raise CliError(f"--device {text!r}: there is no such GPU ({count} visible)")
+        return device
+    if device.type == "mps":
+        if not (hasattr(torch.backends, "mps") and torch.backends.mps.is_available()):
+            raise CliError(f"--device {text!r}: MPS is not available on this machine")
+        return device
+    raise CliError(f"--device {text!r} is not supported; expected cpu, cuda or cuda:N")
+
+
+# --- parser ---------------------------------------------------------------------------------------------------
+
+ALIGN_CORNERS_HELP = (
+    "grid-sampling convention: true: what the released checkpoints were trained with (torch 1.0); "
+    "false: what the original code computes under torch >= 1.3. Default: the config's (true for the released presets)"
+)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The ``fomm`` argument parser (errors raise :class:`CliError` instead of exiting)."""
+    parser = _Parser(prog="fomm", description="First Order Motion Model: animate, convert and inspect checkpoints.")
+    parser.add_argument("--version", action="version", version=f"fomm-live {fomm.__version__}")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+    commands.required = True
+
+    animate = commands.add_parser(
+        "animate",
+        help="animate a source image with a driving video",
+        description="Animate a source image with the motion of a driving video (or a folder of frames) and "
+        "write an mp4 with the driving video's frame count, frame rate and audio.",
+    )
+    animate.add_argument(
+        "--source",
+        type=Path,
+        default=DEFAULT_AVATAR,
+        metavar="IMG",
+        help="source image, the avatar (default: the bundled portrait)",
+    )
+    animate.add_argument(
+        "--driving",
+        type=Path,
+        default=DEFAULT_DRIVING,
+        metavar="VIDEO_OR_FOLDER",
+        help="driving video, or a folder of frames (default: the bundled 10 s talking-head clip)",
+    )
+    animate.add_argument(
+        "--checkpoint", required=True, type=Path, metavar="CKPT", help="original .pth.tar or project .safetensors"
+    )
+    animate.add_argument(
+        "--config",
+        metavar="PRESET_OR_YAML",
+        help=f"preset name (e.g. {DEFAULT_PRESET}) or original YAML file; default: the preset that fits a .pth.tar "
+        "file (vox-256 for vox-cpk.pth.tar), the stored config of a .safetensors file",
+    )
+    animate.add_argument(
+        "--output", type=Path, default=Path("result.mp4"), metavar="OUT.mp4", help="output video (default result.mp4)"
+    )
+    animate.add_argument(
+        "--mode",
+        choices=("relative", "absolute"),
+        default="relative",
+        help="relative: move the source keypoints by the driver's motion since the calibration frame (default); "
+        "absolute: use the driving keypoints as they are",
+    )
+    animate.add_argument(
+        "--adapt-scale",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="scale relative motion by the ratio of the keypoint hulls' sizes (default on)",
+    )
+    best = animate.add_mutually_exclusive_group()
+    best.add_argument(
+        "--find-best-frame",
+        action="store_true",
+        help="calibrate on the driving frame whose face pose is closest to the source's (needs face landmarks)",
+    )
+    best.add_argument(
+        "--best-frame", type=_non_negative_int, metavar="N", help="calibrate on driving frame N (0-based)"
+    )
+    animate.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N (default cpu)")
+    animate.add_argument("--size", type=_positive_int, metavar="N", help="model input size (default: the config's)")
+    animate.add_argument(
+        "--output-size", type=_positive_int, metavar="N", help="output frame size (default: the model size)"
+    )
+    animate.add_argument(
+        "--batch-size", type=_positive_int, default=4, metavar="N", help="driving frames per step (default 4)"
+    )
+    crop_help = (
+        "resize: scale the whole frame to a square, ignoring its aspect ratio (as the original demo); "
+        "center: centre square crop; face: square around the face (default resize)"
+    )
+    animate.add_argument("--source-crop", choices=("resize", "center", "face"), default="resize", help=crop_help)
+    animate.add_argument(
+        "--driving-crop",
+        choices=("resize", "center", "face"),
+        default="resize",
+        help=crop_help + "; the face crop is fixed from the first frame, like a camera",
+    )
+    animate.add_argument("--align-corners", type=_bool, metavar="true|false", help=ALIGN_CORNERS_HELP)
+    animate.add_argument("--fps", type=_fps, metavar="F", help="frame rate of a folder of frames (default 25)")
+    animate.add_argument("--max-frames", type=_positive_int, metavar="N", help="animate only the first N frames")
+    animate.add_argument("--no-audio", action="store_true", help="do not copy the driving video's audio")
+    animate.add_argument("--quiet", action="store_true", help="no progress bar or summary, only warnings and errors")
+    animate.set_defaults(run=_animate)
+
+    convert = commands.add_parser(
+        "convert",
+        help="convert an original .pth.tar checkpoint to .safetensors",
+        description="Convert an original first-order-model checkpoint to the project's .safetensors format "
+        "(the config is stored in the file).",
+    )
+    convert.add_argument("--checkpoint", required=True, type=Path, metavar="IN.pth.tar")
+    convert.add_argument("--config", required=True, metavar="PRESET_OR_YAML", help="preset name or original YAML")
+    convert.add_argument("--output", required=True, type=Path, metavar="OUT.safetensors")
+    convert.add_argument("--quiet", action="store_true", help="only warnings and errors")
+    convert.set_defaults(run=_convert)
+
+    info = commands.add_parser(
+        "info",
+        help="describe a checkpoint",
+        description="Print a checkpoint's format, config, step, parameter counts and the presets it fits.",
+    )
+    info.add_argument("checkpoint", type=Path, metavar="CKPT")
+    info.add_argument("--config", metavar="PRESET_OR_YAML", help="preset name or original YAML (optional)")
+    info.add_argument("--quiet", action="store_true", help="only warnings and errors")
+    info.set_defaults(run=_info)
+    return parser
+
+
+# --- helpers --------------------------------------------------------------------------------------------------
+
+
+@contextlib.contextmanager
+def _about(what: str) -> Iterator[None]:
+    """Prefix library errors raised inside the block with the option they concern."""
+    try:
+        yield
+    except (MediaError, ConfigError, CheckpointError) as exc:
+        raise CliError(f"{what}: {exc}") from exc
+
+
+def resolve_config(value: str | None) -> FommConfig:
+    """A preset name or the path of an original YAML config file."""
+    assert value is not None
+    path = Path(value)
+    with _about(f"--config {value!r}"):
+        if path.suffix.lower() in (".yaml", ".yml") or path.is_file():
+            return fomm.load_yaml_config(path)
+        return fomm.preset(value)
+
+
+def _config_for(value: str | None) -> FommConfig | None:
+    """``--config`` resolved, or ``None``: the checkpoint then chooses (the stored config of a .safetensors file,
+    the preset that fits an original file)."""
+    return None if value is None else resolve_config(value)
+
+
+def size_multiple(config: FommConfig) -> int:
+    """The input sizes a model accepts are multiples of this: each hourglass halves its (scaled) input
+    once per block, and the generator once per down block, and the skip connections must line up."""
+    multiple = 2**config.generator.num_down_blocks
+    nets = [(config.keypoint_detector.num_blocks, config.keypoint_detector.scale_factor)]
+    if config.generator.dense_motion is not None:
+        nets.append((config.generator.dense_motion.num_blocks, config.generator.dense_motion.scale_factor))
+    for blocks, scale in nets:
+        inverse = 1.0 / scale
+        if abs(inverse - round(inverse)) < 1e-6:
+            multiple = math.lcm(multiple, 2**blocks * round(inverse))
+    return multiple
+
+
+def _batched(items: Iterable[Any], size: int) -> Iterator[list[Any]]:
+    batch: list[Any] = []
+    for item in items:
+        batch.append(item)
+        if len(batch) == size:
+            yield batch
+            batch = []
+    if batch:
+        yield batch
+
+
+class _Fitter:
+    """Turns frames into square model inputs with one crop rule; the crop box is computed on the first frame
+    of each frame size and then kept (a fixed crop, like a camera)."""
+
+    def __init__(self, mode: str, size: int, landmarker: Callable[[], FaceLandmarker]) -> None:
+        self.mode = mode
+        self.size = size
+        self._landmarker = landmarker
+        self._boxes: dict[tuple[int, ...], Box] = {}
+
+    def __call__(self, frame: np.ndarray) -> np.ndarray:
+        from fomm.media.image import crop_resize, square_box
+
+        box = self._boxes.get(frame.shape)
+        if box is None:
+            detector = self._landmarker() if self.mode == "face" else None
+            box = square_box(frame, self.mode, landmarker=detector)
+            self._boxes[frame.shape] = box
+        return crop_resize(frame, box, self.size)
+
+
+def _progress(total: int | None, desc: str, quiet: bool) -> Any:
+    from tqdm import tqdm
+
+    return tqdm(total=total, desc=desc, unit="frame", file=sys.stderr, disable=quiet, leave=False, dynamic_ncols=True)
+
+
+# --- commands -------------------------------------------------------------------------------------------------
+
+
+def _animate(args: argparse.Namespace) -> int:
+    import numpy as np
+
+    from fomm.media import faces
+    from fomm.media.image import fit_square, load_image, resize, to_tensor, to_uint8
+    from fomm.media.video import VideoWriter, open_frames, read_frame
+
+    started = time.perf_counter()
+    device = parse_device(args.device)
+    relative = args.mode == "relative"
+    if args.find_best_frame and not relative:
+        logger.warning("--find-best-frame has no effect in absolute mode")
+    if args.best_frame is not None and not relative:
+        logger.warning("--best-frame has no effect in absolute mode")
+    config = _config_for(args.config)
+
+    # 1. inputs first, so that a wrong path is reported before the model loads
+    with _about("--source"):
+        source_image = load_image(args.source)
+    driving_is_folder = args.driving.is_dir()
+    if args.fps is not None and not driving_is_folder and args.driving.exists():
+        logger.warning("--fps applies to folders of frames; the video's own frame rate is kept")
+
+    def open_driving() -> Any:
+        return open_frames(args.driving, fps=args.fps, max_frames=args.max_frames)
+
+    with _about("--driving"):
+        driving = open_driving()
+    info = driving.info
+    try:
+        if args.output.resolve() == args.driving.resolve():
+            raise CliError(f"--output {str(args.output)!r} is the driving video itself")
+        count = info.frame_count
+        if relative and args.best_frame is not None and count is not None and args.best_frame >= count:
+            raise CliError(
+                f"--best-frame {args.best_frame}: driving video {str(args.driving)!r} has "
+                f"{count} frames (0 to {count - 1})"
+            )
+
+        landmarker_cache: dict[str, FaceLandmarker] = {}
+
+        def detector() -> FaceLandmarker:
+            if "detector" not in landmarker_cache:
+                with _about("face crop"):
+                    landmarker_cache["detector"] = faces.default_detector()
+            return landmarker_cache["detector"]
+
+        # 2. the model
+        with _about("--checkpoint"):
+            loaded = fomm.load_checkpoint(args.checkpoint, config, device=device, align_corners=args.align_corners)
+        if config is None and loaded.source_format == "original":
+            logger.info("config: preset %s (fits the checkpoint; --config overrides)", loaded.config.name)
+        size = args.size or loaded.config.image_size
+        multiple = size_multiple(loaded.config)
+        if size % multiple:
+            option = f"--size {size}" if args.size else f"model size {size}"
+            raise CliError(f"{option}: model {loaded.config.name!r} needs a multiple of {multiple}")
+        output_size = args.output_size or size
+        logger.debug("model %s at %dx%d on %s", loaded.config.name, size, size, device)
+
+        with _about("--source-crop"):
+            source = fit_square(
+                source_image, size, args.source_crop, landmarker=detector() if args.source_crop == "face" else None
+            )
+        with _about("--driving-crop"):
+            fit_driving = _Fitter(args.driving_crop, size, detector)
+
+        # 3. the calibration frame
+        calibration_index = 0
+        if relative and args.best_frame is not None:
+            calibration_index = args.best_frame
+        elif relative and args.find_best_frame:
+            with _about("--find-best-frame"):
+                landmarker = faces.default_landmarker(str(device) if device.type == "cuda" else "cpu")
+            source_points = landmarker.landmarks(source)
+            if source_points is None:
+                logger.warning("no face found in the source image: calibrating on driving frame 0")
+            else:
+                with (
+                    _about("--driving"),
+                    open_driving() as frames,
+                    _progress(info.frame_count, "landmarks", args.quiet) as bar,
+                ):
+
+                    def fitted() -> Iterator[np.ndarray]:
+                        for frame in frames:
+                            bar.update(1)
+                            yield fit_driving(frame)
+
+                    calibration_index, score = faces.find_best_frame(source_points, fitted(), landmarker)
+                logger.info("best frame: %d (score %.4g)", calibration_index, score)
+
+        # 4. animate every frame in order. Relative motion of a frame depends only on that frame and the
+        # calibration frame, so animating all frames forwards after calibrating on the best frame gives the
+        # same result as the original demo's split into a backward and a forward pass from that frame.
+        animator = fomm.Animator(
+            loaded.model, fomm.AnimationOptions(relative=relative, adapt_movement_scale=args.adapt_scale)
+        )
+        animator.set_source(to_tensor(source, device=device))
+        frames_iter = iter(driving)
+        with _about("--driving"):
+            first = next(frames_iter)
+        fit_driving(first)  # a face crop is placed on frame 0, whichever frame calibrates
+        if relative:
+            if calibration_index == 0:
+                calibration_frame = first
+            else:
+                with _about("--best-frame"):
+                    calibration_frame = read_frame(args.driving, calibration_index, fps=args.fps)
+            animator.calibrate(to_tensor(fit_driving(calibration_frame), device=device))
+
+        def all_frames() -> Iterator[np.ndarray]:
+            yield first
+            yield from frames_iter
+
+        audio_from = args.driving if info.has_audio and not args.no_audio else None
+        with (
+            VideoWriter(args.output, info.fps, audio_from=audio_from) as writer,
+            _progress(info.frame_count, "animating", args.quiet) as bar,
+        ):
+            for batch in _batched(all_frames(), args.batch_size):
+                inputs = to_tensor(np.stack([fit_driving(frame) for frame in batch]), device=device)
+                outputs = to_uint8(animator.step(inputs))
+                if output_size != size:
+                    outputs = np.stack([resize(frame, output_size, output_size) for frame in outputs])
+                writer.write(outputs)
+                bar.update(len(batch))
+    finally:
+        driving.close()
+
+    seconds = writer.frames_written / float(info.fps)
+    logger.info(
+        "wrote %s: %d frames, %s fps, %.2f s%s (took %.1f s)",
+        args.output,
+        writer.frames_written,
+        _rate_text(info.fps),
+        seconds,
+        ", with audio" if writer.has_audio else "",
+        time.perf_counter() - started,
+    )
+    return EXIT_OK
+
+
+def _rate_text(rate: Fraction | float) -> str:
+    if isinstance(rate, Fraction) and rate.denominator != 1:
+        return f"{rate.numerator}/{rate.denominator} (~{float(rate):.3f})"
+    return f"{float(rate):g}"
+
+
+def _convert(args: argparse.Namespace) -> int:
+    config = resolve_config(args.config)
+    with _about("--checkpoint"):
+        out = fomm.convert_checkpoint(args.checkpoint, args.output, config)
+    logger.info("wrote %s (config %s)", out, config.name)
+    return EXIT_OK
+
+
+def _info(args: argparse.Namespace) -> int:
+    config = _config_for(args.config)
+    loaded = fomm.load_checkpoint(args.checkpoint, config, with_discriminator=None)  # errors name the file
+    nets = {s: getattr(loaded.model, s) for s in SECTIONS if getattr(loaded.model, s) is not None}
+    how = "stored" if loaded.source_format == "safetensors" else ("given" if config else "the preset that fits")
+    lines = [
+        f"file: {args.checkpoint}",
+        f"format: {loaded.source_format}",
+        f"config: {loaded.config.name} ({how})",
+        f"image size: {loaded.config.image_size}, align_corners: {loaded.config.align_corners}",
+        f"step: {loaded.step}",
+    ]
+    lines += [f"{s}: {sum(p.numel() for p in net.parameters()):,} parameters" for s, net in nets.items()]
+    fits = matching_presets({s: net.state_dict() for s, net in nets.items()})
+    lines.append(f"fits presets: {', '.join(fits) if fits else 'none'}")
+    print("\n".join(lines))
+    return EXIT_OK
+
+
+# --- entry point ----------------------------------------------------------------------------------------------
+
+
+class _Formatter(logging.Formatter):
+    def format(self, record: logging.LogRecord) -> str:
+        prefix = "fomm: " if record.levelno < logging.WARNING else f"fomm: {record.levelname.lower()}: "
+        return prefix + " ".join(super().format(record).splitlines())
+
+
+def _error_line(message: object) -> str:
+    text = " ".join(str(message).split("\n")).strip()
+    return f"fomm: error: {text}"
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the ``fomm`` command with ``argv`` (default ``sys.argv[1:]``); returns the exit status."""
+    parser = build_parser()
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(_Formatter())
+    package_logger = logging.getLogger("fomm")
+    previous_level = package_logger.level
+    package_logger.addHandler(handler)
+    package_logger.setLevel(logging.INFO)
+    try:
+        try:
+            args = parser.parse_args(list(argv) if argv is not None else None)
+        except SystemExit as exc:  # --help, --version
+            return int(exc.code) if isinstance(exc.code, int) else EXIT_OK
+        # library INFO lines (checkpoint loaded, ...) only when asked; the command's own summary unless --quiet
+        handler.addFilter(lambda r: r.levelno >= logging.WARNING or (not args.quiet and r.name == "fomm.cli"))
+        return int(args.run(args))
+    except CliError as exc:
+        print(_error_line(exc), file=sys.stderr)
+        return EXIT_USAGE
+    except (CheckpointError, ConfigError, MediaError) as exc:
+        print(_error_line(exc), file=sys.stderr)
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        print("fomm: interrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    except OSError as exc:
+        print(_error_line(exc), file=sys.stderr)
+        return EXIT_FAILURE
+    finally:
+        package_logger.removeHandler(handler)
+        package_logger.setLevel(previous_level)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
