@@ -48,6 +48,10 @@ def main(argv: list[str] | None = None) -> int:
     out, kp = animate(gpu_model, source.to(dev), driving.to(dev))
     report["fp32_max_abs_prediction"] = float((out.cpu() - ref).abs().max())
     report["fp32_max_abs_kp_value"] = float((kp.value.cpu() - kp_ref.value).abs().max())
+    torch.backends.cudnn.allow_tf32 = True  # torch's default for convolutions
+    out, _ = animate(gpu_model, source.to(dev), driving.to(dev))
+    report["tf32_conv_max_abs_prediction"] = float((out.cpu() - ref).abs().max())
+    torch.backends.cudnn.allow_tf32 = False
     for dtype in (torch.float16, torch.bfloat16):
         with torch.autocast("cuda", dtype=dtype):
             out, _ = animate(gpu_model, source.to(dev), driving.to(dev))
