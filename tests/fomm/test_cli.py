@@ -15,7 +15,7 @@ import torch
 cv2 = pytest.importorskip("cv2")
 av = pytest.importorskip("av")
 
-from conftest import OFFICIAL  # noqa: E402
+from conftest import OFFICIAL, write_audio_only  # noqa: E402
 
 import fomm  # noqa: E402
 from fomm.cli import main  # noqa: E402
@@ -413,14 +413,7 @@ def bad_files(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     not_video.write_text("not a video")
     empty_dir = root / "empty"
     empty_dir.mkdir()
-    audio_only = root / "sound.mp4"
-    with av.open(str(audio_only), "w") as container:
-        stream = container.add_stream("aac", rate=16000)
-        stream.layout = "mono"
-        frame = av.AudioFrame.from_ndarray(np.zeros((1, 1024), np.float32), format="fltp", layout="mono")
-        frame.sample_rate = 16000
-        for packet in [*stream.encode(frame), *stream.encode(None)]:
-            container.mux(packet)
+    audio_only = write_audio_only(root / "sound.mp4")
     truncated = root / "truncated.pth.tar"
     if TINY_CKPT.is_file():
         truncated.write_bytes(TINY_CKPT.read_bytes()[:50_000])

@@ -16,6 +16,8 @@ import torch
 cv2 = pytest.importorskip("cv2")
 av = pytest.importorskip("av")
 
+from conftest import write_audio_only  # noqa: E402
+
 from fomm.media import MediaError  # noqa: E402
 from fomm.media.image import (  # noqa: E402
     Box,
@@ -268,14 +270,7 @@ def test_open_frames_errors(tmp_path: Path) -> None:
 
 
 def test_open_frames_without_video_stream(tmp_path: Path) -> None:
-    path = tmp_path / "sound.m4a"
-    with av.open(str(path), "w", format="mp4") as container:
-        stream = container.add_stream("aac", rate=16000)
-        stream.layout = "mono"
-        frame = av.AudioFrame.from_ndarray(np.zeros((1, 1024), np.float32), format="fltp", layout="mono")
-        frame.sample_rate = 16000
-        for packet in [*stream.encode(frame), *stream.encode(None)]:
-            container.mux(packet)
+    path = write_audio_only(tmp_path / "sound.m4a", "mp4")
     with pytest.raises(MediaError, match="no video stream"):
         open_frames(path)
 
