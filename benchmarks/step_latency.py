@@ -22,18 +22,6 @@ import torch
 import fomm
 
 
-def tiny_64() -> fomm.FommConfig:
-    return fomm.make_config(
-        "tiny-64",
-        common={"num_kp": 10, "num_channels": 3, "estimate_jacobian": True},
-        kp_detector={"block_expansion": 8, "max_features": 64, "num_blocks": 3, "scale_factor": 0.25},
-        generator={"block_expansion": 8, "max_features": 64, "num_down_blocks": 2, "num_bottleneck_blocks": 2,
-                   "estimate_occlusion_map": True},
-        dense_motion={"block_expansion": 8, "max_features": 64, "num_blocks": 3, "scale_factor": 0.25},
-        image_size=256,
-    )  # fmt: skip
-
-
 def sync(device: torch.device) -> None:
     if device.type == "cuda":
         torch.cuda.synchronize(device)
@@ -103,7 +91,7 @@ def main(argv: list[str] | None = None) -> int:
         "models": {},
     }
     with torch.inference_mode():
-        for config in (fomm.preset("vox-256"), tiny_64()):
+        for config in (fomm.preset("vox-256"), fomm.preset("tiny-256")):
             r = bench(config, args.frames, args.warmup, device)
             report["models"][config.name] = r  # type: ignore[index]
             print(

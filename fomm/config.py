@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 __all__ = [
+    "EXTRA_CONFIGS",
     "PRESETS",
     "ConfigError",
     "DenseMotionConfig",
@@ -351,6 +352,34 @@ def fashion_256() -> FommConfig:
     return _released("fashion-256")
 
 
+def tiny_256() -> FommConfig:
+    """The smallest useful network of the original structure at 256x256 (block_expansion 8, 10 keypoints).
+
+    Not a released configuration: the live tool's fallback when no checkpoint is given (untrained) and
+    the small end of the speed benchmarks.
+    """
+    return make_config(
+        "tiny-256",
+        common={"num_kp": 10, "num_channels": 3, "estimate_jacobian": True},
+        kp_detector={
+            "temperature": 0.1,
+            "block_expansion": 8,
+            "max_features": 64,
+            "num_blocks": 3,
+            "scale_factor": 0.25,
+        },
+        generator={
+            "block_expansion": 8,
+            "max_features": 64,
+            "num_down_blocks": 2,
+            "num_bottleneck_blocks": 2,
+            "estimate_occlusion_map": True,
+        },
+        dense_motion={"block_expansion": 8, "max_features": 64, "num_blocks": 3, "scale_factor": 0.25},
+        discriminator={"scales": (1.0,), "block_expansion": 8, "max_features": 64, "num_blocks": 4},
+    )
+
+
 PRESETS: dict[str, Callable[[], FommConfig]] = {
     "vox-256": vox_256,
     "vox-adv-256": vox_adv_256,
@@ -363,12 +392,18 @@ PRESETS: dict[str, Callable[[], FommConfig]] = {
 }
 
 
+#: Configurations of this project (not released checkpoints); accepted by :func:`preset` too.
+EXTRA_CONFIGS: dict[str, Callable[[], FommConfig]] = {"tiny-256": tiny_256}
+
+
 def preset(name: str) -> FommConfig:
-    """The released configuration called ``name`` (e.g. ``"vox-256"``)."""
+    """The released configuration called ``name`` (e.g. ``"vox-256"``), or one of :data:`EXTRA_CONFIGS`."""
     key = name.strip().lower().removesuffix(".yaml")
-    if key not in PRESETS:
-        raise ConfigError(f"unknown preset {name!r}; expected one of: {', '.join(PRESETS)}")
-    return PRESETS[key]()
+    if key in PRESETS:
+        return PRESETS[key]()
+    if key in EXTRA_CONFIGS:
+        return EXTRA_CONFIGS[key]()
+    raise ConfigError(f"unknown preset {name!r}; expected one of: {', '.join([*PRESETS, *EXTRA_CONFIGS])}")
 
 
 # --- the original YAML files -----------------------------------------------------------------------------

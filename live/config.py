@@ -1,0 +1,92 @@
+"""Configuration of the live tool: one frozen dataclass, validated with messages naming field and value."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+__all__ = ["DTYPES", "FITS", "LiveConfig", "LiveConfigError"]
+
+DTYPES = ("fp32", "fp16", "bf16")
+FITS = ("letterbox", "scale", "crop")
+
+
+class LiveConfigError(ValueError):
+    """An option value that cannot be used (one line, names the option)."""
+
+
+@dataclass(frozen=True)
+class LiveConfig:
+    """Everything ``run_live.py`` can be told.
+
+    Attributes:
+        camera: webcam index (``"0"``), video file, stream URL, or ``"auto"`` (webcam 0 when it opens,
+            else the bundled driving clip).
+        loop: loop a video file at its end (a camera never ends).
+        capture_size: requested camera size ``(w, h)`` or ``None`` (the camera's default).
+        capture_fps: requested camera rate or ``None``.
+        avatar: avatar image or folder of images (``None``: the bundled portrait).
+        checkpoint: model file (``None``: the bundled demo model if any, else untrained weights).
+        model_config: preset name or YAML for an original checkpoint (``None``: the preset that fits).
+        device: ``cpu``, ``cuda``, ``cuda:N``.
+        dtype: ``fp32``, ``fp16`` or ``bf16`` (autocast; CUDA only for fp16).
+        relative: relative motion transfer (default) or absolute.
+        adapt_scale: scale relative motion by the keypoint hulls' size ratio.
+        filter_strength: One-Euro smoothing of the driving keypoints, 0 (off) to 1 (strong).
+        mirror: flip the camera horizontally (a mirror view).
+        vcam: send to a virtual camera; ``vcam_size``, ``vcam_fit``, ``vcam_device`` and ``vcam_backend``
+            (pyvirtualcam's: ``v4l2loopback``, ``obs``, ``unitycapture``; default: the first that works) set it up.
+        preview: ``True``/``False`` or ``None`` (auto: when a display exists).
+        output: write the animated frames to this video file.
+        fps_cap: at most this many frames per second (``None``: as fast as possible).
+        overlay: draw keypoints, FPS and per-stage ms on the preview.
+        stats: write latency statistics (JSON) here at exit.
+        max_frames: stop after this many frames (``None``: until quit / end of video).
+        best_frame_seconds: how long "find best frame" watches the camera.
+        remember: read defaults from and save the last camera, avatar and options to the settings file.
+    """
+
+    camera: str = "auto"
+    loop: bool = True
+    capture_size: tuple[int, int] | None = None
+    capture_fps: float | None = None
+    avatar: Path | None = None
+    checkpoint: Path | None = None
+    model_config: str | None = None
+    device: str = "cpu"
+    dtype: str = "fp32"
+    relative: bool = True
+    adapt_scale: bool = True
+    filter_strength: float = 0.3
+    mirror: bool = False
+    vcam: bool = False
+    vcam_size: tuple[int, int] = (640, 480)
+    vcam_fit: str = "letterbox"
+    vcam_device: str | None = None
+    vcam_backend: str | None = None
+    preview: bool | None = None
+    output: Path | None = None
+    fps_cap: float | None = None
+    overlay: bool = True
+    stats: Path | None = None
+    max_frames: int | None = None
+    best_frame_seconds: float = 2.0
+    remember: bool = True
+
+    def __post_init__(self) -> None:
+        if self.dtype not in DTYPES:
+            raise LiveConfigError(f"dtype {self.dtype!r} is not one of {', '.join(DTYPES)}")
+        if not 0.0 <= self.filter_strength <= 1.0:
+            raise LiveConfigError(f"filter strength {self.filter_strength!r} must be between 0 and 1")
+        if self.vcam_fit not in FITS:
+            raise LiveConfigError(f"vcam fit {self.vcam_fit!r} is not one of {', '.join(FITS)}")
+        if self.fps_cap is not None and not self.fps_cap > 0:
+            raise LiveConfigError(f"fps cap {self.fps_cap!r} must be > 0")
+        if self.capture_fps is not None and not self.capture_fps > 0:
+            raise LiveConfigError(f"capture fps {self.capture_fps!r} must be > 0")
+        if self.max_frames is not None and self.max_frames < 1:
+            raise LiveConfigError(f"max frames {self.max_frames!r} must be >= 1")
+        if not self.best_frame_seconds > 0:
+            raise LiveConfigError(f"best-frame seconds {self.best_frame_seconds!r} must be > 0")
+        if not self.camera.strip():
+            raise LiveConfigError("camera must not be empty (an index, a video file, a URL or 'auto')")

@@ -1,0 +1,254 @@
+"""The per-frame work of the live tool: ``set_source`` once per avatar, ``step`` per camera frame."""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Protocol
+
+import numpy as np
+
+import fomm
+
+from .backends import InferenceBackend
+from .processor import FrameProcessor
+
+if TYPE_CHECKING:
+    from .crop import FaceFramer, Framing
+    from .filters import KeypointFilter
+
+__all__ = ["PuppetPipeline", "StepResult"]
+
+logger = logging.getLogger(__name__)
+
+
+class Landmarker(Protocol):
+    def landmarks(self, image: np.ndarray) -> np.ndarray | None: ...
+
+
+@dataclass
+class StepResult:
+    """One animated frame and how it was made.
+
+    Attributes:
+        output: ``(S, S, 3)`` uint8 BGR avatar.
+        camera: the (mirrored, if asked) ``(H, W, 3)`` uint8 BGR camera frame.
+        framing: the driver crop and face status.
+        keypoints: ``(K, 2)`` driving keypoints in ``[-1, 1]`` of the crop (``None`` before the first face).
+        timings: milliseconds per stage (``crop``, ``keypoints``, ``calibrate``, ``generate``, ``post``).
+        calibrated: relative motion has its reference frame (always ``True`` in absolute mode).
+        calibration_score: landmark distance between the calibration frame and the avatar (lower is better;
+            ``None`` when unknown).
+        searching: a find-best-frame search is running.
+    """
+
+    output: np.ndarray
+    camera: np.ndarray
+    framing: Framing
+    keypoints: np.ndarray | None
+    timings: dict[str, float] = field(default_factory=dict)
+    calibrated: bool = False
+    calibration_score: float | None = None
+    searching: bool = False
+
+
+class _Timer:
+    def __init__(self) -> None:
+        self.timings: dict[str, float] = {}
+        self._t = time.perf_counter()
+
+    def lap(self, stage: str) -> None:
+        now = time.perf_counter()
+        self.timings[stage] = self.timings.get(stage, 0.0) + (now - self._t) * 1000.0
+        self._t = now
+
+
+class PuppetPipeline:
+    """Face framing -> driving keypoints (filtered) -> motion transfer -> generation.
+
+    Relative motion (the default) needs a calibration frame: the first frame with a face, or the one
+    asked for with :meth:`request_calibration`, or the best of a :meth:`find_best_frame` search (the
+    frame whose face landmarks are closest to the avatar's, as the original demo does offline). While no
+    face is seen, the last good driving keypoints are reused: the avatar holds still instead of following
+    a face-less crop.
+
+    Args:
+        backend: computes keypoints and frames.
+        framer: turns camera frames into driver crops.
+        processor: pixel conversion (default: the backend's device).
+        relative, adapt_scale: motion transfer options.
+        keypoint_filter: causal smoothing of the driving keypoints, or ``None``.
+        landmarker: face landmarks for find-best-frame and the calibration score (``None``: both off).
+        mirror: flip camera frames horizontally.
+    """
+
+    def __init__(
+        self,
+        backend: InferenceBackend,
+        framer: FaceFramer,
+        *,
+        processor: FrameProcessor | None = None,
+        relative: bool = True,
+        adapt_scale: bool = True,
+        keypoint_filter: KeypointFilter | None = None,
+        landmarker: Landmarker | None = None,
+        mirror: bool = False,
+    ) -> None:
+        self.backend = backend
+        self.framer = framer
+        self.processor = processor or FrameProcessor(backend.device)
+        self.relative = relative
+        self.adapt_scale = adapt_scale
+        self.filter = keypoint_filter
+        self.landmarker = landmarker
+        self.mirror = mirror
+        self.source_image: np.ndarray | None = None
+        self._kp_source: fomm.Keypoints | None = None
+        self._source_landmarks: np.ndarray | None = None
+        self._calibration: fomm.Calibration | None = None
+        self._calibration_score: float | None = None
+        self._calibrate_next = False
+        self._search_left = 0
+        self._search_best: tuple[float, fomm.Keypoints] | None = None
+        self._last_kp: fomm.Keypoints | None = None
+        self._still: np.ndarray | None = None
+
+    # --- per source --------------------------------------------------------------------------------------
+
+    def set_source(self, avatar_bgr: np.ndarray) -> np.ndarray:
+        """Frame the avatar (face crop at the model size unless it already is one), cache its keypoints and
+        encoder features (and warm the per-frame networks up once); clears the calibration. Returns the
+        ``(S, S, 3)`` BGR avatar as the model sees it."""
+        crop, _ = self.framer.crop_image(avatar_bgr)
+        self.source_image = crop
+        self._kp_source = self.backend.set_source(self.processor.to_tensor(crop))
+        self._source_landmarks = self._normalized_landmarks(crop)
+        self._still = crop
+        # one untimed pass through the per-frame networks, so that the first camera frame is not slow
+        self.backend.generate(self.backend.keypoints(self.processor.to_tensor(crop)))
+        self._calibration = None
+        self._calibration_score = None
+        self._last_kp = None
+        if self.filter is not None:
+            self.filter.reset()
+        return crop
+
+    # --- controls ----------------------------------------------------------------------------------------
+
+    def request_calibration(self) -> None:
+        """Calibrate on the next frame that shows a face."""
+        self._calibrate_next = True
+        self._search_left = 0
+
+    def find_best_frame(self, frames: int) -> None:
+        """Watch the next ``frames`` frames and calibrate on the one whose face pose is closest to the
+        avatar's. Falls back to :meth:`request_calibration` without a landmarker."""
+        if self.landmarker is None or self._source_landmarks is None:
+            logger.warning("find best frame needs face landmarks of the avatar: calibrating on the next frame")
+            self.request_calibration()
+            return
+        self._search_left = max(1, frames)
+        self._search_best = None
+
+    def set_relative(self, relative: bool) -> None:
+        self.relative = relative
+        if relative:
+            self.request_calibration()
+
+    # --- per frame ---------------------------------------------------------------------------------------
+
+    def _normalized_landmarks(self, image_bgr: np.ndarray) -> np.ndarray | None:
+        if self.landmarker is None:
+            return None
+        from fomm.media.faces import normalize_landmarks
+
+        points = self.landmarker.landmarks(np.ascontiguousarray(image_bgr[:, :, ::-1]))
+        return None if points is None else normalize_landmarks(points)
+
+    def _pose_distance(self, crop_bgr: np.ndarray) -> float | None:
+        if self._source_landmarks is None:
+            return None
+        points = self._normalized_landmarks(crop_bgr)
+        if points is None or points.shape != self._source_landmarks.shape:
+            return None
+        return float(((points - self._source_landmarks) ** 2).sum())
+
+    def _calibrate(self, kp: fomm.Keypoints, score: float | None) -> None:
+        assert self._kp_source is not None
+        self._calibration = fomm.calibrate(self._kp_source, kp, adapt_movement_scale=self.adapt_scale)
+        self._calibration_score = score
+        self._calibrate_next = False
+        logger.info("calibrated%s", "" if score is None else f" (pose distance {score:.3f})")
+
+    def _update_calibration(self, kp: fomm.Keypoints, crop: np.ndarray) -> None:
+        if self._search_left > 0:
+            score = self._pose_distance(crop)
+            if score is not None and (self._search_best is None or score < self._search_best[0]):
+                self._search_best = (score, kp)
+            self._search_left -= 1
+            if self._search_left == 0:
+                if self._search_best is not None:
+                    best_score, best_kp = self._search_best
+                    self._calibrate(best_kp, best_score)
+                else:
+                    logger.warning("find best frame saw no face: calibrating on the next frame")
+                    self._calibrate_next = True
+                self._search_best = None
+        elif self._calibrate_next or (self.relative and self._calibration is None):
+            self._calibrate(kp, self._pose_distance(crop) if self.landmarker is not None else None)
+
+    def step(self, image_bgr: np.ndarray, timestamp: float | None = None) -> StepResult:
+        """Animate the avatar with one ``(H, W, 3)`` uint8 BGR camera frame.
+
+        Args:
+            image_bgr: the camera frame.
+            timestamp: its capture time in seconds (for the keypoint filter); default now.
+        """
+        if self._kp_source is None or self._still is None:
+            raise RuntimeError("set_source() must run before step()")
+        timer = _Timer()
+        # 1. framing
+        camera = np.ascontiguousarray(image_bgr[:, ::-1]) if self.mirror else image_bgr
+        framing = self.framer(camera)
+        timer.lap("crop")
+        # 2. driving keypoints (held while no face is seen)
+        if framing.face_found or self._last_kp is None:
+            kp = self.backend.keypoints(self.processor.to_tensor(framing.crop))
+            if self.filter is not None:
+                kp = self.filter(kp, time.perf_counter() if timestamp is None else timestamp)
+            if framing.face_found:
+                self._last_kp = kp
+        else:
+            kp = self._last_kp
+        timer.lap("keypoints")
+        # 3. calibration (only with a face in view)
+        if framing.face_found:
+            before = self._calibration
+            self._update_calibration(kp, framing.crop)
+            if self.filter is not None and self._calibration is not before:
+                self.filter.reset()
+        timer.lap("calibrate")
+        # 4. motion transfer + dense motion + generation
+        calibrated = not self.relative or self._calibration is not None
+        if calibrated and (framing.face_found or self._last_kp is not None):
+            kp_norm = fomm.transfer_motion(kp, self._calibration, relative=self.relative)
+            frame = self.backend.generate(kp_norm)
+            timer.lap("generate")
+            # 5. back to pixels
+            output = self.processor.to_image(frame)
+        else:  # nothing to follow yet: the avatar as it is
+            timer.lap("generate")
+            output = self._still
+        timer.lap("post")
+        points = None if self._last_kp is None else self._last_kp.value[0].detach().float().cpu().numpy()
+        return StepResult(
+            output=output,
+            camera=camera,
+            framing=framing,
+            keypoints=points,
+            timings=timer.timings,
+            calibrated=calibrated,
+            calibration_score=self._calibration_score,
+            searching=self._search_left > 0,
+        )

@@ -1,0 +1,50 @@
+"""Small value types shared by the live modules."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+__all__ = ["Frame", "View"]
+
+
+@dataclass(frozen=True)
+class Frame:
+    """One camera frame.
+
+    Attributes:
+        image: ``(H, W, 3)`` uint8 BGR (OpenCV order).
+        index: 0-based sequence number of the frames the source produced; gaps are frames that were
+            dropped because a newer one arrived first.
+        timestamp: ``time.perf_counter()`` when the frame was grabbed (start of glass-to-glass latency).
+    """
+
+    image: np.ndarray
+    index: int
+    timestamp: float
+
+
+@dataclass
+class View:
+    """What the sinks show for one step.
+
+    Attributes:
+        output: ``(S, S, 3)`` uint8 BGR animated avatar at the model size.
+        camera: ``(H, W, 3)`` uint8 BGR raw camera frame.
+        crop: ``(S, S, 3)`` uint8 BGR driver crop fed to the model, or ``None``.
+        keypoints: ``(K, 2)`` float driving keypoints in ``[-1, 1]`` (x, y) of the crop, or ``None``.
+        face_found: whether a face was seen in this frame (``False`` while the last crop is held).
+        lines: overlay text (FPS, per-stage ms, calibration score, status), top to bottom.
+        passthrough: show the real camera instead of the avatar.
+        timestamp: capture time of the frame (``time.perf_counter()``), for glass-to-glass latency.
+    """
+
+    output: np.ndarray
+    camera: np.ndarray
+    crop: np.ndarray | None = None
+    keypoints: np.ndarray | None = None
+    face_found: bool = True
+    lines: list[str] = field(default_factory=list)
+    passthrough: bool = False
+    timestamp: float = 0.0
