@@ -77,6 +77,12 @@ def build_parser() -> argparse.ArgumentParser:
     src.add_argument("--camera", help="webcam index, video file or stream URL (default: webcam 0, else the demo clip)")
     src.add_argument("--list-cameras", action="store_true", help="list the webcams that open, then exit")
     src.add_argument("--no-loop", dest="loop", action="store_false", help="stop at the end of a video file")
+    src.add_argument(
+        "--every-frame",
+        dest="realtime",
+        action="store_false",
+        help="video file: process every frame instead of pacing it like a camera (offline rendering)",
+    )
     src.add_argument("--capture-size", type=_size, metavar="WxH", help="requested webcam size, e.g. 1280x720")
     src.add_argument("--capture-fps", type=_positive(float), metavar="FPS", help="requested webcam frame rate")
     mdl = p.add_argument_group("model")
@@ -138,6 +144,7 @@ def _config(args: argparse.Namespace) -> Any:
     config = LiveConfig(
         camera=merged.camera or "auto",
         loop=args.loop,
+        realtime=args.realtime,
         capture_size=args.capture_size,
         capture_fps=args.capture_fps,
         avatar=Path(merged.avatar) if merged.avatar else None,

@@ -76,6 +76,7 @@ def open_capture(config: LiveConfig) -> tuple[LatestFrameCapture, str]:
         height=size[1] if kind == "camera" else None,
         fps=config.capture_fps if kind == "camera" else None,
         loop=config.loop,
+        realtime=config.realtime,
     )
     camera.start()
     return camera, camera.description

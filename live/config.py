@@ -23,6 +23,8 @@ class LiveConfig:
         camera: webcam index (``"0"``), video file, stream URL, or ``"auto"`` (webcam 0 when it opens,
             else the bundled driving clip).
         loop: loop a video file at its end (a camera never ends).
+        realtime: pace a video file at its frame rate and drop what the loop cannot keep up with, as a
+            camera would; ``False`` hands over every frame (offline processing of a file).
         capture_size: requested camera size ``(w, h)`` or ``None`` (the camera's default).
         capture_fps: requested camera rate or ``None``.
         avatar: avatar image or folder of images (``None``: the bundled portrait).
@@ -48,6 +50,7 @@ class LiveConfig:
 
     camera: str = "auto"
     loop: bool = True
+    realtime: bool = True
     capture_size: tuple[int, int] | None = None
     capture_fps: float | None = None
     avatar: Path | None = None

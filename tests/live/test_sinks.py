@@ -12,10 +12,11 @@ import sys
 import textwrap
 from fractions import Fraction
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any
 
 import numpy as np
 import pytest
+from vcam_backend import RecordingBackend
 
 from live.overlay import NO_FACE_TEXT, compose_preview, draw_keypoints, draw_lines, keypoint_colors
 from live.sinks import (
@@ -56,32 +57,6 @@ def make_view(size: int = 64, **changes: Any) -> View:
 
 
 # --- virtual camera through pyvirtualcam --------------------------------------------------------------------------
-
-
-class RecordingBackend:
-    """A pyvirtualcam backend that keeps what it receives."""
-
-    instances: ClassVar[list[RecordingBackend]] = []
-
-    def __init__(self, *, width: int, height: int, fps: float, fourcc: int, device: str | None, **kw: Any) -> None:
-        self.width, self.height, self.fps, self.fourcc = width, height, fps, fourcc
-        self.device_name = device or "/dev/fomm-test0"
-        self.frames: list[np.ndarray] = []
-        self.close_calls = 0
-        RecordingBackend.instances.append(self)
-
-    def send(self, frame: np.ndarray) -> None:
-        assert frame.ndim == 1 and frame.dtype == np.uint8 and frame.flags.c_contiguous
-        self.frames.append(frame.reshape(self.height, self.width, 3).copy())
-
-    def close(self) -> None:
-        self.close_calls += 1
-
-    def device(self) -> str:
-        return self.device_name
-
-    def native_fourcc(self) -> int | None:
-        return None
 
 
 class FailingBackend:
