@@ -1,7 +1,7 @@
 """Latency statistics of the live loop: per-stage times, glass-to-glass latency, FPS, dropped frames.
 
-Memory is bounded: each series keeps the last ``window`` samples (percentiles are over that window),
-counters cover the whole run.
+Memory is fixed: each series is a preallocated ring of the last ``window`` samples (percentiles are over
+that window); counters cover the whole run.
 """
 
 from __future__ import annotations
@@ -9,9 +9,10 @@ from __future__ import annotations
 import json
 import math
 import time
-from collections import deque
 from pathlib import Path
 from typing import Any
+
+import numpy as np
 
 __all__ = ["STAGES", "LatencyStats"]
 
@@ -29,6 +30,21 @@ def _percentile(sorted_values: list[float], q: float) -> float:
     return sorted_values[lo] + (sorted_values[hi] - sorted_values[lo]) * (pos - lo)
 
 
+class _Ring:
+    """The last ``size`` float samples, in a preallocated array."""
+
+    def __init__(self, size: int) -> None:
+        self.data = np.empty(size, dtype=np.float64)
+        self.count = 0
+
+    def append(self, value: float) -> None:
+        self.data[self.count % len(self.data)] = value
+        self.count += 1
+
+    def values(self) -> list[float]:
+        return self.data[: min(self.count, len(self.data))].tolist()
+
+
 class LatencyStats:
     """Collects per-stage milliseconds and frame counts.
 
@@ -40,7 +56,7 @@ class LatencyStats:
     def __init__(self, window: int = 10_000, ema: float = 0.9) -> None:
         self.window = window
         self.ema = ema
-        self.series: dict[str, deque[float]] = {}
+        self.series: dict[str, _Ring] = {}
         self.frames = 0
         self.dropped = 0
         self.faces_lost = 0
@@ -52,7 +68,7 @@ class LatencyStats:
         """Record ``ms`` for ``stage``."""
         series = self.series.get(stage)
         if series is None:
-            series = self.series[stage] = deque(maxlen=self.window)
+            series = self.series[stage] = _Ring(self.window)
         series.append(ms)
 
     def add_timings(self, timings: dict[str, float]) -> None:
@@ -71,7 +87,8 @@ class LatencyStats:
         self.frames += 1
 
     def percentiles(self, stage: str) -> dict[str, float]:
-        values = sorted(self.series.get(stage, ()))
+        ring = self.series.get(stage)
+        values = sorted(ring.values()) if ring is not None else []
         return {
             "p50": _percentile(values, 50),
             "p95": _percentile(values, 95),
