@@ -114,6 +114,8 @@ def run_loop(
     notes = notes or []
     last_index = -1
     had_face = True
+    if stats.frames == 0:
+        stats.started = time.perf_counter()  # FPS counts the loop, not the start-up
     next_due = time.perf_counter()
     while not stop.is_set():
         # 1. newest frame (blocks until one newer than the last arrives)
