@@ -112,6 +112,7 @@ def build_parser() -> argparse.ArgumentParser:
     out.add_argument("--output", type=Path, metavar="FILE.mp4", help="also record the avatar to a video file")
     out.add_argument("--fps-cap", type=_positive(float), metavar="FPS", help="at most this many frames per second")
     out.add_argument("--no-overlay", dest="overlay", action="store_false", default=None, help="hide the overlay")
+    out.add_argument("--passthrough", action="store_true", help="start showing the real camera (space toggles)")
     out.add_argument("--stats", type=Path, metavar="FILE.json", help="write latency statistics here at exit")
     out.add_argument("--max-frames", type=_positive(int), metavar="N", help="stop after N frames")
     p.add_argument("--no-remember", dest="remember", action="store_false", help="ignore the settings file")
@@ -165,6 +166,7 @@ def _config(args: argparse.Namespace) -> Any:
         output=args.output,
         fps_cap=merged.fps_cap,
         overlay=True if merged.overlay is None else merged.overlay,
+        passthrough=args.passthrough,
         stats=args.stats,
         max_frames=args.max_frames,
         best_frame_seconds=args.best_frame_seconds,

@@ -208,7 +208,7 @@ def run(
             sinks,
             stats=stats,
             options=options,
-            state=LoopState(overlay=config.overlay),
+            state=LoopState(overlay=config.overlay, passthrough=config.passthrough),
             stop=stop,
             on_action=on_action,
             notes=notes,

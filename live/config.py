@@ -42,6 +42,7 @@ class LiveConfig:
         output: write the animated frames to this video file.
         fps_cap: at most this many frames per second (``None``: as fast as possible).
         overlay: draw keypoints, FPS and per-stage ms on the preview.
+        passthrough: start by showing the real camera instead of the avatar (space toggles).
         stats: write latency statistics (JSON) here at exit.
         max_frames: stop after this many frames (``None``: until quit / end of video).
         best_frame_seconds: how long "find best frame" watches the camera.
@@ -71,6 +72,7 @@ class LiveConfig:
     output: Path | None = None
     fps_cap: float | None = None
     overlay: bool = True
+    passthrough: bool = False
     stats: Path | None = None
     max_frames: int | None = None
     best_frame_seconds: float = 2.0
