@@ -40,6 +40,8 @@ from urllib.parse import urlsplit, urlunsplit
 
 import numpy as np
 
+from fomm.media._deps import import_cv2
+
 from .types import Frame
 
 __all__ = ["CameraInfo", "CaptureError", "CaptureSource", "LatestFrameCapture", "list_cameras"]
@@ -57,17 +59,6 @@ class CaptureError(RuntimeError):
     open, a reader thread that failed). The message is one line meant for the user."""
 
 
-def _import_cv2() -> Any:
-    try:
-        import cv2
-    except ImportError as exc:
-        raise CaptureError(
-            f"OpenCV is needed for capture but cannot be imported ({exc}); "
-            "install it with: pip install 'opencv-python>=4.10,<5'"
-        ) from exc
-    return cv2
-
-
 # --- quiet OpenCV ---------------------------------------------------------------------------------------------
 
 _quiet_lock = threading.Lock()
@@ -83,7 +74,7 @@ def _quiet_opencv() -> Iterator[None]:
     main thread lists cameras) share one saved level, restored when the last block ends.
     """
     global _quiet_depth, _quiet_saved
-    cv2 = _import_cv2()
+    cv2 = import_cv2()
     log = getattr(getattr(cv2, "utils", None), "logging", None)
     if log is None or not hasattr(log, "setLogLevel") or not hasattr(log, "getLogLevel"):
         yield
@@ -207,7 +198,7 @@ def _backend_id(backend: int | str | None, default: int) -> int:
     """An OpenCV ``CAP_*`` API id from an int, a name (``"ffmpeg"``, ``"v4l2"``, ``"dshow"``, ...) or ``None``."""
     if backend is None:
         return default
-    cv2 = _import_cv2()
+    cv2 = import_cv2()
     if isinstance(backend, int) and not isinstance(backend, bool):
         return backend
     if isinstance(backend, str):
@@ -229,7 +220,7 @@ def list_cameras(max_index: int = 8, *, backend: int | str | None = None) -> lis
         max_index: how many indices to probe.
         backend: OpenCV backend (``None``: any).
     """
-    cv2 = _import_cv2()
+    cv2 = import_cv2()
     api = _backend_id(backend, cv2.CAP_ANY)
     found: list[CameraInfo] = []
     with _quiet_opencv():
@@ -252,7 +243,7 @@ def list_cameras(max_index: int = 8, *, backend: int | str | None = None) -> lis
 
 def _as_bgr(image: np.ndarray) -> np.ndarray:
     """``(H, W, 3)`` uint8 BGR from what a capture returned (gray or BGRA converted, other depths scaled)."""
-    cv2 = _import_cv2()
+    cv2 = import_cv2()
     if image.dtype == np.uint16:
         image = (image >> 8).astype(np.uint8)
     elif image.dtype != np.uint8:
@@ -408,13 +399,13 @@ class LatestFrameCapture:
     # -- opening
 
     def _api(self) -> int:
-        cv2 = _import_cv2()
+        cv2 = import_cv2()
         default = cv2.CAP_ANY if self.source.kind == "camera" else cv2.CAP_FFMPEG
         return _backend_id(self._backend, default)
 
     def _open(self) -> Any:
         """A new ``cv2.VideoCapture`` on the source, or ``None`` when it does not open."""
-        cv2 = _import_cv2()
+        cv2 = import_cv2()
         api = self._api()
         if self.source.kind == "camera":
             cap = cv2.VideoCapture(int(self.source.value), api)
@@ -457,7 +448,7 @@ class LatestFrameCapture:
             raise CaptureError(f"the capture of {self.description} is closed; make a new one")
         if self._started:
             return self
-        cv2 = _import_cv2()
+        cv2 = import_cv2()
         try:
             with _quiet_opencv():
                 cap = self._open()
@@ -555,7 +546,7 @@ class LatestFrameCapture:
         return self._reconnect()
 
     def _rewind(self) -> np.ndarray | None:
-        cv2 = _import_cv2()
+        cv2 = import_cv2()
         logger.debug("%s: end reached, rewinding", self.description)
         image = None
         if self._cap.set(cv2.CAP_PROP_POS_FRAMES, 0):
@@ -576,7 +567,7 @@ class LatestFrameCapture:
         """
         if self._stop.is_set():
             return None
-        cv2 = _import_cv2()
+        cv2 = import_cv2()
         if self.reconnect_attempts == 0:
             with self._cond:
                 self._last_error = f"{self.description} stopped delivering frames (reconnecting is off)"

@@ -7,9 +7,10 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
-from types import ModuleType
 
 import numpy as np
+
+from fomm.media._deps import import_cv2
 
 from .types import View
 
@@ -29,18 +30,6 @@ NO_FACE_TEXT = "NO FACE - holding last crop"
 _RED_BGR = (0, 0, 220)
 _WHITE_BGR = (255, 255, 255)
 _DARK_BGR = (0, 0, 0)
-
-
-def import_cv2() -> ModuleType:
-    """``cv2``, or an ``ImportError`` that says how to install it."""
-    try:
-        import cv2
-    except ImportError as exc:
-        raise ImportError(
-            f"OpenCV is needed for the preview and overlays but cannot be imported ({exc}); "
-            "install it with: pip install 'opencv-python>=4.10,<5' (not the -headless build)"
-        ) from exc
-    return cv2
 
 
 def _drawable(image: np.ndarray) -> np.ndarray:
