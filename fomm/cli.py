@@ -23,8 +23,9 @@ import torch
 import fomm
 from fomm.checkpoint import SECTIONS, CheckpointError, matching_presets
 from fomm.config import ConfigError, FommConfig
-from fomm.media.assets import DEFAULT_AVATAR, DEFAULT_DRIVING
+from fomm.media.assets import DEFAULT_AVATAR, DEFAULT_DRIVING, DEMO_MODEL
 from fomm.media.errors import MediaError
+from fomm.train.data import DatasetError
 
 if TYPE_CHECKING:
     import numpy as np
@@ -158,7 +159,11 @@ def build_parser() -> argparse.ArgumentParser:
         help="driving video, or a folder of frames (default: the bundled 10 s talking-head clip)",
     )
     animate.add_argument(
-        "--checkpoint", required=True, type=Path, metavar="CKPT", help="original .pth.tar or project .safetensors"
+        "--checkpoint",
+        type=Path,
+        default=DEMO_MODEL,
+        metavar="CKPT",
+        help="original .pth.tar or project .safetensors (default: the bundled demo model)",
     )
     animate.add_argument(
         "--config",
@@ -238,6 +243,12 @@ def build_parser() -> argparse.ArgumentParser:
     info.add_argument("--config", metavar="PRESET_OR_YAML", help="preset name or original YAML (optional)")
     info.add_argument("--quiet", action="store_true", help="only warnings and errors")
     info.set_defaults(run=_info)
+
+    # training-side commands (their modules import only what they need when they run)
+    from fomm.train import evaluate, prepare
+
+    prepare.add_subcommand(commands)
+    evaluate.add_subcommand(commands)
     return parser
 
 
@@ -529,12 +540,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         except SystemExit as exc:  # --help, --version
             return int(exc.code) if isinstance(exc.code, int) else EXIT_OK
         # library INFO lines (checkpoint loaded, ...) only when asked; the command's own summary unless --quiet
-        handler.addFilter(lambda r: r.levelno >= logging.WARNING or (not args.quiet and r.name == "fomm.cli"))
+        shown = ("fomm.cli", "fomm.train")
+        handler.addFilter(lambda r: r.levelno >= logging.WARNING or (not args.quiet and r.name.startswith(shown)))
         return int(args.run(args))
     except CliError as exc:
         print(_error_line(exc), file=sys.stderr)
         return EXIT_USAGE
-    except (CheckpointError, ConfigError, MediaError) as exc:
+    except (CheckpointError, ConfigError, MediaError, DatasetError) as exc:
         print(_error_line(exc), file=sys.stderr)
         return EXIT_USAGE
     except KeyboardInterrupt:

@@ -95,7 +95,9 @@ def load_backend(config: LiveConfig) -> tuple[InferenceBackend, str, bool]:
         path = Path(config.model_config)
         is_yaml = path.suffix.lower() in (".yaml", ".yml") or path.is_file()
         model_config = fomm.load_yaml_config(path) if is_yaml else fomm.preset(config.model_config)
-    checkpoint = config.checkpoint or (DEMO_MODEL if DEMO_MODEL.is_file() else None)
+    checkpoint = config.checkpoint
+    if checkpoint is None and model_config is None and DEMO_MODEL.is_file():
+        checkpoint = DEMO_MODEL  # the default; --config without --checkpoint means an untrained network of it
     if checkpoint is None:
         model = fomm.build_fomm(model_config or fomm.preset("tiny-256"))
         untrained = True

@@ -28,8 +28,9 @@ class LiveConfig:
         capture_size: requested camera size ``(w, h)`` or ``None`` (the camera's default).
         capture_fps: requested camera rate or ``None``.
         avatar: avatar image or folder of images (``None``: the bundled portrait).
-        checkpoint: model file (``None``: the bundled demo model if any, else untrained weights).
-        model_config: preset name or YAML for an original checkpoint (``None``: the preset that fits).
+        checkpoint: model file (``None``: the bundled demo model, or untrained weights of ``model_config``).
+        model_config: preset name or YAML for an original checkpoint (``None``: the preset that fits); without
+            a checkpoint, an untrained network of this config (for speed measurements).
         device: ``cpu``, ``cuda``, ``cuda:N``.
         dtype: ``fp32``, ``fp16`` or ``bf16`` (autocast; CUDA only for fp16).
         relative: relative motion transfer (default) or absolute.

@@ -499,7 +499,7 @@ def test_cuda_device_without_cuda(tiny: list[str], bad_files: dict[str, Path], t
 def test_other_command_errors(tiny: list[str], tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     for argv, needle in [
         ([], "COMMAND"),
-        (["animate", "--source", str(AVATAR)], "--checkpoint"),
+        (["animate", "--source", str(tmp_path / "nobody.png")], "nobody.png"),
         (["info", str(tmp_path / "missing.safetensors")], "missing.safetensors"),
         (
             [

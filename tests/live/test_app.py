@@ -63,7 +63,7 @@ def video_frames(path: Path) -> tuple[int, Fraction, tuple[int, int]]:
 
 def test_real_video_through_virtual_camera_and_file(tmp_path: Path, vcam: type[RecordingBackend]) -> None:
     result = run(config(tmp_path, max_frames=40, vcam_size=(640, 360)))
-    assert result.untrained and "UNTRAINED" in result.model
+    assert not result.untrained and "demo-256" in result.model  # the bundled demo model by default
     (camera,) = vcam.instances
     assert camera.close_calls == 1
     assert len(camera.frames) == 40 == result.stats.frames

@@ -1,0 +1,278 @@
+"""``python -m fomm.train``: train FOMM on a data set in the original layout (``ROOT/train/<video>``).
+
+Examples::
+
+    python -m fomm.train --data data/vox --out runs/vox --config vox-256 --device cuda
+    python -m fomm.train --data data/vox --out runs/tiny --preset tiny-256 --batch-size 4 --max-steps 1000
+    python -m fomm.train --data data/vox --out runs/vox --resume runs/vox/checkpoint.safetensors
+    torchrun --nproc_per_node 4 -m fomm.train --data data/vox --out runs/vox --config vox-adv-256.yaml
+
+``--config`` takes a preset name or an original YAML file (model *and* ``train_params``); without a YAML
+the training parameters are the original ``vox-256.yaml``'s, changed by the flags given. ``--resume`` alone
+continues with the run's own model and settings (``train_config.json`` beside the checkpoint); flags still
+change them (e.g. a larger ``--max-steps``). User errors print
+one line ``fomm.train: error: ...`` and exit with 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import logging
+import os
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any, NoReturn
+
+import torch
+
+from ..checkpoint import CheckpointError, load_checkpoint
+from ..config import ConfigError, FommConfig, load_yaml_config, preset
+from ..model import build_fomm
+from .losses import FeatureNetworkError
+from .trainer import CHECKPOINT_NAME, TrainConfig, Trainer, TrainError, load_train_config
+
+__all__ = ["build_parser", "main"]
+
+logger = logging.getLogger("fomm.train")
+
+PROG = "fomm.train"
+EXIT_USAGE = 2
+EXIT_INTERRUPTED = 130
+DEFAULT_PRESET = "vox-256"
+
+
+class CliError(Exception):
+    """A user error: one line on stderr, exit status 2."""
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> NoReturn:
+        raise CliError(message)
+
+
+def _int_at_least(low: int) -> Any:
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
+        if value < low:
+            raise argparse.ArgumentTypeError(f"must be >= {low}, got {value}")
+        return value
+
+    return parse
+
+
+def _non_negative_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+    if not value >= 0:
+        raise argparse.ArgumentTypeError(f"must be >= 0, got {text}")
+    return value
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog=f"python -m {PROG}", description="Train the First Order Motion Model.")
+    parser.add_argument("--data", required=True, type=Path, help="data set root (holds train/<video>...)")
+    parser.add_argument("--out", required=True, type=Path, help="run folder: logs, images, checkpoints")
+    model = parser.add_mutually_exclusive_group()
+    model.add_argument(
+        "--config", help=f"preset name or original YAML (model + train_params); default {DEFAULT_PRESET}"
+    )
+    model.add_argument("--preset", help="preset name, e.g. tiny-256, demo-256, vox-256")
+    parser.add_argument("--epochs", type=_int_at_least(1), help="number of epochs")
+    parser.add_argument("--num-repeats", type=_int_at_least(1), help="passes over the data per epoch (vox: 75)")
+    parser.add_argument("--max-steps", type=_int_at_least(1), help="stop after N steps in total")
+    parser.add_argument(
+        "--max-minutes", type=_non_negative_float, help="stop with a checkpoint after this many minutes of training"
+    )
+    parser.add_argument("--batch-size", type=_int_at_least(1), help="pairs per step per process (vox: 40)")
+    parser.add_argument("--lr", type=_non_negative_float, help="learning rate of all three networks (2e-4)")
+    parser.add_argument(
+        "--features",
+        help="perceptual-loss network: auto (default), vgg19:PATH, hed-vgg16:PATH, a converted .safetensors, "
+        "or none (pixel L1 over the pyramid instead)",
+    )
+    parser.add_argument(
+        "--l1", type=_non_negative_float, help="weight of the pyramid L1 loss (default 0; 10 with none)"
+    )
+    parser.add_argument("--adversarial", action="store_true", help="train with the discriminator (LSGAN + FM)")
+    parser.add_argument("--resume", type=Path, help="continue a run: its checkpoint.safetensors (or folder)")
+    parser.add_argument("--init", type=Path, help="start from a checkpoint's weights (.pth.tar or .safetensors)")
+    parser.add_argument("--device", default=None, help="cpu, cuda or cuda:N (default cpu)")
+    parser.add_argument("--workers", type=_int_at_least(0), help="DataLoader workers (default 4)")
+    parser.add_argument("--image-size", type=_int_at_least(16), help="frame size (default: the config's)")
+    parser.add_argument("--id-sampling", action="store_true", help="epochs iterate identities (ID#... names)")
+    parser.add_argument("--seed", type=_int_at_least(0), help="random seed (default 0)")
+    parser.add_argument("--amp", choices=("off", "bf16", "fp16"), help="autocast precision (default off)")
+    parser.add_argument("--channels-last", action="store_true", help="channels-last memory format")
+    parser.add_argument("--log-every", type=_int_at_least(1), help="steps between log records (default 10)")
+    parser.add_argument("--image-every", type=_int_at_least(0), help="steps between image grids (default 500)")
+    parser.add_argument("--checkpoint-every", type=_int_at_least(1), help="checkpoint interval (default 50)")
+    parser.add_argument("--checkpoint-unit", choices=("epoch", "step"), help="unit of --checkpoint-every")
+    parser.add_argument("--keep-checkpoints", action="store_true", help="also keep checkpoint-<step> snapshots")
+    parser.add_argument("--export-original", type=Path, help="at the end also write an original .pth.tar")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+    return parser
+
+
+def _resume_path(args: argparse.Namespace) -> Path | None:
+    if args.resume is None:
+        return None
+    return args.resume / CHECKPOINT_NAME if args.resume.is_dir() else args.resume
+
+
+def _model_config(args: argparse.Namespace) -> tuple[FommConfig, Path | None]:
+    resume = _resume_path(args)
+    if resume is not None and not (args.config or args.preset):
+        return load_checkpoint(resume).config, None  # the run's own model
+    name = args.preset or args.config or DEFAULT_PRESET
+    path = Path(name)
+    if args.config and path.suffix.lower() in (".yaml", ".yml"):
+        if not path.is_file():
+            raise CliError(f"config file {str(path)!r} does not exist")
+        return load_yaml_config(path), path
+    return preset(name), None
+
+
+def _train_config(args: argparse.Namespace, model_config: FommConfig, yaml_path: Path | None) -> TrainConfig:
+    resume = _resume_path(args)
+    saved = resume.parent / "train_config.json" if resume is not None else None
+    if yaml_path is not None:
+        base = load_train_config(yaml_path)
+    elif saved is not None and saved.is_file():
+        try:
+            base = TrainConfig.from_dict(json.loads(saved.read_text()))  # the run's own settings
+        except (OSError, ValueError) as exc:
+            raise CliError(f"cannot read the run's settings {str(saved)!r}: {exc}") from exc
+    else:
+        base = TrainConfig()
+    changes: dict[str, Any] = {}
+    for flag, name in (
+        ("epochs", "num_epochs"),
+        ("num_repeats", "num_repeats"),
+        ("max_steps", "max_steps"),
+        ("max_minutes", "max_minutes"),
+        ("batch_size", "batch_size"),
+        ("workers", "num_workers"),
+        ("seed", "seed"),
+        ("amp", "amp"),
+        ("log_every", "log_every"),
+        ("image_every", "image_every"),
+        ("checkpoint_every", "checkpoint_every"),
+        ("checkpoint_unit", "checkpoint_unit"),
+        ("device", "device"),
+        ("features", "features"),
+    ):
+        value = getattr(args, flag)
+        if value is not None:
+            changes[name] = value
+    if args.lr is not None:
+        changes.update(lr_generator=args.lr, lr_kp_detector=args.lr, lr_discriminator=args.lr)
+    if args.channels_last:
+        changes["channels_last"] = True
+    if args.keep_checkpoints:
+        changes["keep_checkpoints"] = True
+    if args.no_progress:
+        changes["progress"] = False
+    weights = base.loss_weights
+    if (args.features or "").strip() == "none":
+        weights = dataclasses.replace(weights, perceptual=(0.0,) * len(weights.perceptual), l1=10.0)
+    if args.l1 is not None:
+        weights = dataclasses.replace(weights, l1=args.l1)
+    if args.adversarial:
+        blocks = model_config.discriminator.num_blocks
+        matching = weights.feature_matching
+        if len(matching) < blocks or not any(matching):
+            matching = (10.0,) * blocks
+        weights = dataclasses.replace(weights, generator_gan=1.0, discriminator_gan=1.0, feature_matching=matching)
+    changes["loss_weights"] = weights
+    return dataclasses.replace(base, **changes)
+
+
+def _dataset(args: argparse.Namespace, image_size: int) -> Any:
+    try:
+        from .data import DatasetConfig, FramesDataset
+    except ImportError as exc:  # pragma: no cover - the module ships with the package
+        raise CliError(f"the data set reader cannot be imported: {exc}") from exc
+    config = DatasetConfig(root=args.data, image_size=image_size, split="train", id_sampling=args.id_sampling)
+    return FramesDataset(config)
+
+
+def _user_errors() -> tuple[type[BaseException], ...]:
+    errors: list[type[BaseException]] = [CliError, ConfigError, CheckpointError, FeatureNetworkError, TrainError]
+    try:
+        from .data import DatasetError
+
+        errors.append(DatasetError)
+    except ImportError:  # pragma: no cover
+        pass
+    try:
+        from ..media.errors import MediaError
+
+        errors.append(MediaError)
+    except ImportError:  # pragma: no cover
+        pass
+    return tuple(errors)
+
+
+def run(args: argparse.Namespace) -> int:
+    model_config, yaml_path = _model_config(args)
+    if args.image_size is not None:
+        model_config = model_config.with_image_size(args.image_size)
+    train_config = _train_config(args, model_config, yaml_path)
+    if args.resume is not None and args.init is not None:
+        raise CliError("--resume and --init exclude each other")
+    if args.resume is None and (args.out / CHECKPOINT_NAME).exists():
+        raise CliError(
+            f"{str(args.out)!r} already holds a run: continue it with --resume {args.out / CHECKPOINT_NAME} "
+            "or pick another --out"
+        )
+    with_discriminator = train_config.loss_weights.adversarial
+    torch.manual_seed(train_config.seed)
+    model = build_fomm(model_config, with_discriminator=with_discriminator)
+    if args.init is not None:
+        loaded = load_checkpoint(args.init, model_config, with_discriminator=None)
+        model.kp_detector.load_state_dict(loaded.model.kp_detector.state_dict())
+        model.generator.load_state_dict(loaded.model.generator.state_dict())
+        if model.discriminator is not None and loaded.model.discriminator is not None:
+            model.discriminator.load_state_dict(loaded.model.discriminator.state_dict())
+        logger.info("initialised from %s", args.init)
+    dataset = _dataset(args, model_config.image_size)
+    logger.info("data: %s (%d items)", args.data, len(dataset))
+    with Trainer(model, train_config, dataset, args.out) as trainer:
+        if args.resume is not None:
+            trainer.resume(args.resume)
+        try:
+            trainer.train()
+        except KeyboardInterrupt:
+            return EXIT_INTERRUPTED
+        if args.export_original is not None and trainer.is_main:
+            path = trainer.export_original(args.export_original)
+            logger.info("wrote the original format: %s", path)
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    rank = os.environ.get("RANK")
+    prefix = f"[rank {rank}] " if rank is not None and os.environ.get("WORLD_SIZE", "1") != "1" else ""
+    logging.basicConfig(level=logging.INFO, format=f"%(asctime)s %(levelname)s {prefix}%(name)s: %(message)s")
+    errors = _user_errors()
+    try:
+        args = build_parser().parse_args(argv)
+        return run(args)
+    except errors as exc:
+        message = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        print(f"{PROG}: error: {message}", file=sys.stderr)
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        return EXIT_INTERRUPTED
+
+
+if __name__ == "__main__":
+    sys.exit(main())

