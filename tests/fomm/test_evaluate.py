@@ -18,6 +18,7 @@ av = pytest.importorskip("av")
 from conftest import OFFICIAL  # noqa: E402
 
 import fomm  # noqa: E402
+from fomm.cli import CliError  # noqa: E402
 from fomm.media import faces, identity  # noqa: E402
 from fomm.media.errors import MediaError  # noqa: E402
 from fomm.media.faces import find_yunet_model  # noqa: E402
@@ -28,7 +29,6 @@ from fomm.train.evaluate import (  # noqa: E402
     AnimatorReconstructor,
     EvaluationResult,
     FaceMetrics,
-    add_subcommand,
     dataset_videos,
     evaluate,
     format_table,
@@ -255,9 +255,9 @@ def test_dataset_layout(dataset: Path, tmp_path: Path, monkeypatch: pytest.Monke
 
 
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="fomm")
-    add_subcommand(parser.add_subparsers(dest="command", required=True))
-    return parser
+    from fomm.cli import build_parser
+
+    return build_parser()
 
 
 def test_evaluate_command_with_the_official_tiny_checkpoint(
@@ -291,7 +291,7 @@ def test_evaluate_command_with_the_official_tiny_checkpoint(
     assert not (out2 / "videos").exists()
 
     args = _parser().parse_args([*argv[:7], "--video", str(tmp_path / "nope.mp4"), "--out", str(out2)])
-    with pytest.raises(MediaError, match="does not exist"):
+    with pytest.raises(CliError, match="does not exist"):
         args.run(args)
 
 

@@ -3,7 +3,6 @@ chunks, the prepare-data command), on tiny synthetic data sets; no network."""
 
 from __future__ import annotations
 
-import argparse
 import colorsys
 import hashlib
 import io
@@ -688,10 +687,10 @@ def test_still_pseudo_videos_move_smoothly() -> None:
 
 
 def test_prepare_data_subcommand(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    parser = argparse.ArgumentParser(prog="fomm")
-    prepare.add_subcommand(parser.add_subparsers(dest="command"))
+    from fomm.cli import CliError, build_parser
+
+    parser = build_parser()
     args = parser.parse_args(["prepare-data", "--out", str(tmp_path / "faces"), "--max-frames", "40", "--quiet"])
-    assert args.run is prepare.run_prepare
     assert (args.size, args.holdout, args.cache, args.max_frames) == (256, "single_face", None, 40)
     calls = []
 
@@ -702,5 +701,5 @@ def test_prepare_data_subcommand(tmp_path: Path, monkeypatch: pytest.MonkeyPatch
     monkeypatch.setattr(prepare, "prepare_face_dataset", fake)
     assert args.run(args) == 0
     assert calls == [(tmp_path / "faces", {"size": 256, "holdout": "single_face", "cache_dir": None, "max_frames": 40})]
-    with pytest.raises(SystemExit):
+    with pytest.raises(CliError, match="positive integer"):
         parser.parse_args(["prepare-data", "--out", "x", "--size", "0"])
