@@ -17,6 +17,8 @@ from fomm.media.faces import find_yunet_model
 from fomm.media.video import VideoWriter, open_frames
 from live.app import run
 from live.config import LiveConfig
+from live.sinks import NullSink
+from live.types import View
 
 av = pytest.importorskip("av")
 pyvirtualcam = pytest.importorskip("pyvirtualcam", reason="pyvirtualcam is not installed (pip install -e '.[live]')")
@@ -62,7 +64,7 @@ def video_frames(path: Path) -> tuple[int, Fraction, tuple[int, int]]:
 
 
 def test_real_video_through_virtual_camera_and_file(tmp_path: Path, vcam: type[RecordingBackend]) -> None:
-    result = run(config(tmp_path, max_frames=40, vcam_size=(640, 360)))
+    result = run(config(tmp_path, max_frames=40, vcam_size=(640, 360), realtime=False))  # every frame: exact count
     assert not result.untrained and "demo-256" in result.model  # the bundled demo model by default
     (camera,) = vcam.instances
     assert camera.close_calls == 1
@@ -108,14 +110,17 @@ def test_face_lost_and_found(tmp_path: Path, vcam: type[RecordingBackend]) -> No
 
 
 def test_stop_event_ends_the_run_cleanly(tmp_path: Path, vcam: type[RecordingBackend]) -> None:
+    """A stop request (what Ctrl-C and SIGTERM set) mid-run: everything closed and written."""
     stop = threading.Event()
-    timer = threading.Timer(1.5, stop.set)
-    timer.start()
-    try:
-        result = run(config(tmp_path, loop=True), stop=stop)
-    finally:
-        timer.cancel()
-    assert result.stats.frames > 0
+
+    class StopAfter(NullSink):
+        def send(self, view: View) -> None:
+            super().send(view)
+            if self.frames == 10:
+                stop.set()
+
+    result = run(config(tmp_path, loop=True), stop=stop, extra_sinks=[StopAfter()])
+    assert result.stats.frames == 10
     assert vcam.instances[0].close_calls == 1
-    assert json.loads((tmp_path / "stats.json").read_text())["frames"] == result.stats.frames
-    assert video_frames(tmp_path / "out.mp4")[0] == result.stats.frames
+    assert json.loads((tmp_path / "stats.json").read_text())["frames"] == 10
+    assert video_frames(tmp_path / "out.mp4")[0] == 10
