@@ -19,6 +19,7 @@ small float16 safetensors file; :func:`load_feature_network` loads any of them f
 
 from __future__ import annotations
 
+import abc
 import hashlib
 import importlib.util
 import logging
@@ -116,7 +117,7 @@ def _vgg_layers(cfg: Sequence[int | str], *, ceil_mode: bool) -> nn.Sequential:
     return nn.Sequential(*layers)
 
 
-class _VggFeatures(nn.Module):
+class _VggFeatures(nn.Module, abc.ABC):
     """A frozen VGG conv stack cut into slices; each slice's output is one feature map."""
 
     name = "vgg"
@@ -134,8 +135,9 @@ class _VggFeatures(nn.Module):
         """Always in eval mode (frozen)."""
         return super().train(False)
 
+    @abc.abstractmethod
     def normalize(self, image: torch.Tensor) -> torch.Tensor:
-        raise NotImplementedError
+        """``(B, 3, H, W)`` RGB in ``[0, 1]`` -> the network's expected input (colour order, scale, mean)."""
 
     def forward(self, image: torch.Tensor) -> list[torch.Tensor]:
         """``(B, 3, H, W)`` RGB in ``[0, 1]`` -> one feature map per slice."""
