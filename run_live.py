@@ -22,15 +22,6 @@ __all__ = ["build_parser", "main"]
 logger = logging.getLogger("fomm.live")
 
 
-class _Parser(argparse.ArgumentParser):
-    def error(self, message: str) -> Any:
-        raise _UsageError(message)
-
-
-class _UsageError(Exception):
-    pass
-
-
 def _size(text: str) -> tuple[int, int]:
     from live.settings import SettingsError, parse_size
 
@@ -67,7 +58,9 @@ def build_parser() -> argparse.ArgumentParser:
     from live.controls import help_lines
 
     keys = "\n".join("  " + line for line in help_lines())
-    p = _Parser(
+    from fomm.cli import RaisingParser
+
+    p = RaisingParser(
         prog="run_live.py",
         description=__doc__,
         epilog=f"keys in the preview window:\n{keys}",
@@ -188,9 +181,11 @@ def _remember(merged: Any, given: dict[str, Any]) -> None:
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the live tool; returns the exit status (2 for user errors, 130 when interrupted twice)."""
     logging.basicConfig(level=logging.INFO, format="run_live: %(message)s", stream=sys.stderr)
+    from fomm.cli import CliError
+
     try:
         args = build_parser().parse_args(argv)
-    except _UsageError as exc:
+    except CliError as exc:
         print(f"run_live: error: {exc}", file=sys.stderr)
         return 2
     except SystemExit as exc:  # --help

@@ -33,7 +33,7 @@ if TYPE_CHECKING:
     from fomm.media.faces import FaceLandmarker
     from fomm.media.image import Box
 
-__all__ = ["build_parser", "main", "parse_device", "size_multiple"]
+__all__ = ["CliError", "RaisingParser", "build_parser", "main", "parse_device", "size_multiple"]
 
 logger = logging.getLogger("fomm.cli")
 
@@ -45,11 +45,11 @@ DEFAULT_PRESET = "vox-256"
 
 
 class CliError(Exception):
-    """A user error: reported as one ``fomm: error: ...`` line, exit status 2."""
+    """A user error: reported as one ``<prog>: error: ...`` line, exit status 2 (all entry points)."""
 
 
-class _Parser(argparse.ArgumentParser):
-    """An ``ArgumentParser`` whose errors are raised (and printed as one line by :func:`main`)."""
+class RaisingParser(argparse.ArgumentParser):
+    """An ``ArgumentParser`` whose errors raise :class:`CliError` (the entry point prints one line)."""
 
     def error(self, message: str) -> NoReturn:
         raise CliError(message)
@@ -133,9 +133,11 @@ ALIGN_CORNERS_HELP = (
 
 def build_parser() -> argparse.ArgumentParser:
     """The ``fomm`` argument parser (errors raise :class:`CliError` instead of exiting)."""
-    parser = _Parser(prog="fomm", description="First Order Motion Model: animate, convert and inspect checkpoints.")
+    parser = RaisingParser(
+        prog="fomm", description="First Order Motion Model: animate, convert and inspect checkpoints."
+    )
     parser.add_argument("--version", action="version", version=f"fomm-live {fomm.__version__}")
-    commands = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=RaisingParser)
     commands.required = True
 
     animate = commands.add_parser(

