@@ -9,7 +9,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .config import DenseMotionConfig
-from .geometry import inverse_2x2, kp2gaussian, make_coordinate_grid, warp
+from .geometry import inverse_2x2, kp2gaussian, make_coordinate_grid, warp_multi
 from .keypoints import Keypoints
 from .layers import AntiAliasInterpolation2d, Hourglass
 
@@ -94,11 +94,7 @@ class DenseMotionNetwork(nn.Module):
 
     def deformed_sources(self, source_small: torch.Tensor, motions: torch.Tensor) -> torch.Tensor:
         """``(B, K+1, C, h, w)``: the downsampled source warped by each sparse motion."""
-        b, c, h, w = source_small.shape
-        n = motions.shape[1]
-        repeated = source_small.unsqueeze(1).expand(b, n, c, h, w).reshape(b * n, c, h, w)
-        deformed = warp(repeated, motions.reshape(b * n, h, w, 2), align_corners=self.config.align_corners)
-        return deformed.view(b, n, c, h, w)
+        return warp_multi(source_small, motions, align_corners=self.config.align_corners)
 
     def predict(
         self, source_small: torch.Tensor, kp_source: Keypoints, kp_driving: Keypoints

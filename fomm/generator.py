@@ -9,7 +9,7 @@ from torch import nn
 
 from .config import GeneratorConfig
 from .dense_motion import DenseMotionNetwork, MotionDebug, MotionField
-from .geometry import resize, warp
+from .geometry import resize, warp, warp_occluded
 from .keypoints import Keypoints
 from .layers import DownBlock2d, ResBlock2d, SameBlock2d, UpBlock2d
 
@@ -106,11 +106,11 @@ class OcclusionAwareGenerator(nn.Module):
     def warp_features(self, features: torch.Tensor, motion: MotionField) -> torch.Tensor:
         """Warp ``(B, C, h, w)`` encoder features by the motion (resized if needed) and apply occlusion."""
         h, w = features.shape[2:]
-        out = warp(features, _fit_grid(motion.deformation, h, w), align_corners=self.config.align_corners)
         occlusion = motion.occlusion
         if occlusion.shape[2:] != (h, w):
             occlusion = resize(occlusion, (h, w))
-        return out * occlusion
+        grid = _fit_grid(motion.deformation, h, w)
+        return warp_occluded(features, grid, occlusion, align_corners=self.config.align_corners)
 
     def decode(self, features: torch.Tensor, motion: MotionField | None) -> torch.Tensor:
         """Per-frame work after the motion: warp + occlude (if ``motion``), bottleneck, decoder.

@@ -4,7 +4,10 @@ Coordinate convention everywhere: points are ``(x, y)`` in ``[-1, 1]``; ``x`` gr
 downwards; ``-1`` and ``1`` are the centres of the first and last pixel (the original FOMM grid).
 Jacobians are ``(..., 2, 2)`` row-major: ``J @ [dx, dy]``.
 
-:func:`warp` is the only place in the package that calls ``grid_sample``: export swaps it for a plugin.
+:func:`warp` is the only place in the package that calls ``grid_sample``. The two per-frame warps of the
+model go through the fused operations :func:`warp_multi` (one source, K+1 grids) and :func:`warp_occluded`
+(warp, then multiply by an occlusion map); their bodies here are the PyTorch reference, which export and
+accelerated kernels replace with one named operation each.
 """
 
 from __future__ import annotations
@@ -12,7 +15,16 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-__all__ = ["convex_hull_area", "inverse_2x2", "kp2gaussian", "make_coordinate_grid", "resize", "warp"]
+__all__ = [
+    "convex_hull_area",
+    "inverse_2x2",
+    "kp2gaussian",
+    "make_coordinate_grid",
+    "resize",
+    "warp",
+    "warp_multi",
+    "warp_occluded",
+]
 
 
 def make_coordinate_grid(
@@ -78,6 +90,41 @@ def warp(
         ``(B, C, h, w)``.
     """
     return F.grid_sample(image, grid, mode=mode, padding_mode=padding_mode, align_corners=align_corners)
+
+
+def warp_multi(image: torch.Tensor, grids: torch.Tensor, *, align_corners: bool) -> torch.Tensor:
+    """Sample one image at several grids (the K+1 sparse warps of dense motion), bilinear, zero padding.
+
+    Args:
+        image: ``(B, C, H, W)``.
+        grids: ``(B, N, h, w, 2)`` sampling positions, ``(x, y)`` in ``[-1, 1]``.
+        align_corners: as in :func:`warp`.
+
+    Returns:
+        ``(B, N, C, h, w)``: ``out[:, n] = warp(image, grids[:, n])``.
+    """
+    b, c, height, width = image.shape
+    n, h, w = grids.shape[1:4]
+    repeated = image.unsqueeze(1).expand(b, n, c, height, width).reshape(b * n, c, height, width)
+    out = warp(repeated, grids.reshape(b * n, h, w, 2), align_corners=align_corners)
+    return out.view(b, n, c, h, w)
+
+
+def warp_occluded(
+    image: torch.Tensor, grid: torch.Tensor, occlusion: torch.Tensor, *, align_corners: bool
+) -> torch.Tensor:
+    """Warp, then multiply by an occlusion map (the generator's feature warp), bilinear, zero padding.
+
+    Args:
+        image: ``(B, C, H, W)`` encoder features.
+        grid: ``(B, h, w, 2)`` sampling positions, ``(x, y)`` in ``[-1, 1]``.
+        occlusion: ``(B, 1, h, w)`` in ``[0, 1]``.
+        align_corners: as in :func:`warp`.
+
+    Returns:
+        ``(B, C, h, w)`` = ``warp(image, grid) * occlusion``.
+    """
+    return warp(image, grid, align_corners=align_corners) * occlusion
 
 
 def resize(image: torch.Tensor, size: tuple[int, int], *, mode: str = "bilinear") -> torch.Tensor:
