@@ -1,0 +1,245 @@
+"""fomm-live: a webcam drives a still avatar; the result goes to a preview window, a virtual camera or a file.
+
+With no arguments: webcam 0 (or, when no camera opens, the bundled driving clip), the bundled avatar and
+model, a preview window when a display exists, and a video file when nothing can show the avatar.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import signal
+import sys
+import threading
+from collections.abc import Sequence
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+__all__ = ["build_parser", "main"]
+
+logger = logging.getLogger("fomm.live")
+
+
+def _size(text: str) -> tuple[int, int]:
+    from live.settings import SettingsError, parse_size
+
+    try:
+        return parse_size(text)
+    except SettingsError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def _strength(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = -1.0
+    if not 0.0 <= value <= 1.0:
+        raise argparse.ArgumentTypeError(f"expected a strength between 0 (off) and 1, got {text!r}")
+    return value
+
+
+def _positive(kind: type) -> Any:
+    def parse(text: str) -> Any:
+        try:
+            value = kind(text)
+        except ValueError:
+            value = 0
+        if not value > 0:
+            raise argparse.ArgumentTypeError(f"expected a number > 0, got {text!r}")
+        return value
+
+    return parse
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from live.controls import help_lines
+
+    keys = "\n".join("  " + line for line in help_lines())
+    from fomm.cli import RaisingParser
+
+    p = RaisingParser(
+        prog="run_live.py",
+        description=__doc__,
+        epilog=f"keys in the preview window:\n{keys}",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    src = p.add_argument_group("camera")
+    src.add_argument("--camera", help="webcam index, video file or stream URL (default: webcam 0, else the demo clip)")
+    src.add_argument("--list-cameras", action="store_true", help="list the webcams that open, then exit")
+    src.add_argument("--no-loop", dest="loop", action="store_false", help="stop at the end of a video file")
+    src.add_argument(
+        "--every-frame",
+        dest="realtime",
+        action="store_false",
+        help="video file: process every frame instead of pacing it like a camera (offline rendering)",
+    )
+    src.add_argument("--capture-size", type=_size, metavar="WxH", help="requested webcam size, e.g. 1280x720")
+    src.add_argument("--capture-fps", type=_positive(float), metavar="FPS", help="requested webcam frame rate")
+    mdl = p.add_argument_group("model")
+    mdl.add_argument("--avatar", type=Path, help="avatar image or folder of images (default: the bundled portrait)")
+    mdl.add_argument("--checkpoint", type=Path, help="model: original .pth.tar or .safetensors (default: bundled)")
+    mdl.add_argument("--config", dest="model_config", metavar="PRESET_OR_YAML", help="config of a .pth.tar file")
+    mdl.add_argument("--device", help="cpu, cuda or cuda:N (default cpu)")
+    mdl.add_argument("--dtype", choices=("fp32", "fp16", "bf16"), help="precision (fp16: CUDA only; default fp32)")
+    mot = p.add_argument_group("motion")
+    mode = mot.add_mutually_exclusive_group()
+    mode.add_argument(
+        "--relative", dest="relative", action="store_true", default=None, help="relative motion (default)"
+    )
+    mode.add_argument("--absolute", dest="relative", action="store_false", help="absolute keypoints")
+    mot.add_argument("--adapt-scale", action=argparse.BooleanOptionalAction, default=None, help="default on")
+    mot.add_argument("--filter", type=_strength, metavar="0..1", help="keypoint smoothing strength, 0 = off (0.3)")
+    mot.add_argument("--mirror", action=argparse.BooleanOptionalAction, default=None, help="flip the camera")
+    mot.add_argument("--find-best-frame", action="store_true", help="start by calibrating on the best-matching pose")
+    mot.add_argument("--best-frame-seconds", type=_positive(float), default=2.0, help="search length (2 s)")
+    out = p.add_argument_group("output")
+    out.add_argument("--vcam", action="store_true", help="send to a virtual camera (Zoom, Meet, OBS, ...)")
+    out.add_argument("--vcam-size", type=_size, metavar="WxH", help="virtual camera size (default 640x480)")
+    out.add_argument("--vcam-fit", choices=("letterbox", "scale", "crop"), help="avatar in the frame (letterbox)")
+    out.add_argument("--vcam-device", help="a specific virtual camera device, e.g. /dev/video2")
+    out.add_argument("--vcam-backend", help="pyvirtualcam backend: v4l2loopback, obs or unitycapture")
+    out.add_argument("--preview", action=argparse.BooleanOptionalAction, default=None, help="default: if a display")
+    out.add_argument("--output", type=Path, metavar="FILE.mp4", help="also record the avatar to a video file")
+    out.add_argument("--fps-cap", type=_positive(float), metavar="FPS", help="at most this many frames per second")
+    out.add_argument("--no-overlay", dest="overlay", action="store_false", default=None, help="hide the overlay")
+    out.add_argument("--passthrough", action="store_true", help="start showing the real camera (space toggles)")
+    out.add_argument("--stats", type=Path, metavar="FILE.json", help="write latency statistics here at exit")
+    out.add_argument("--max-frames", type=_positive(int), metavar="N", help="stop after N frames")
+    p.add_argument("--no-remember", dest="remember", action="store_false", help="ignore the settings file")
+    p.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    return p
+
+
+def _config(args: argparse.Namespace) -> Any:
+    """Flags over remembered settings over defaults."""
+    from live.config import LiveConfig
+    from live.settings import Settings, load_settings, parse_size
+
+    saved = load_settings() if args.remember else Settings()
+    given = {
+        "camera": args.camera,
+        "avatar": None if args.avatar is None else str(args.avatar),
+        "checkpoint": None if args.checkpoint is None else str(args.checkpoint),
+        "config": args.model_config,
+        "device": args.device,
+        "relative": args.relative,
+        "adapt_scale": args.adapt_scale,
+        "mirror": args.mirror,
+        "overlay": args.overlay,
+        "vcam_size": None if args.vcam_size is None else "{}x{}".format(*args.vcam_size),
+        "vcam_fit": args.vcam_fit,
+        "vcam_device": args.vcam_device,
+        "fps_cap": args.fps_cap,
+    }
+    merged = saved.merged(Settings(**given))
+    config = LiveConfig(
+        camera=merged.camera or "auto",
+        loop=args.loop,
+        realtime=args.realtime,
+        capture_size=args.capture_size,
+        capture_fps=args.capture_fps,
+        avatar=Path(merged.avatar) if merged.avatar else None,
+        checkpoint=Path(merged.checkpoint) if merged.checkpoint else None,
+        model_config=merged.config,
+        device=merged.device or "cpu",
+        dtype=args.dtype or "fp32",
+        relative=True if merged.relative is None else merged.relative,
+        adapt_scale=True if merged.adapt_scale is None else merged.adapt_scale,
+        filter_strength=0.3 if args.filter is None else args.filter,
+        mirror=bool(merged.mirror),
+        vcam=args.vcam,
+        vcam_size=parse_size(merged.vcam_size) if merged.vcam_size else (640, 480),
+        vcam_fit=merged.vcam_fit or "letterbox",
+        vcam_device=merged.vcam_device,
+        vcam_backend=args.vcam_backend,
+        preview=args.preview,
+        output=args.output,
+        fps_cap=merged.fps_cap,
+        overlay=True if merged.overlay is None else merged.overlay,
+        passthrough=args.passthrough,
+        stats=args.stats,
+        max_frames=args.max_frames,
+        best_frame_seconds=args.best_frame_seconds,
+        remember=args.remember,
+    )
+    return config, merged, given
+
+
+def _remember(merged: Any, given: dict[str, Any]) -> None:
+    """Save the camera, avatar and options of this run (only what was given or already remembered)."""
+    from live.settings import save_settings
+
+    try:
+        save_settings(merged)
+    except Exception as exc:  # never lose the run over the settings file
+        logger.warning("could not save settings: %s", exc)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the live tool; returns the exit status (2 for user errors, 130 when interrupted twice)."""
+    logging.basicConfig(level=logging.INFO, format="run_live: %(message)s", stream=sys.stderr)
+    from fomm.cli import CliError
+
+    try:
+        args = build_parser().parse_args(argv)
+    except CliError as exc:
+        print(f"run_live: error: {exc}", file=sys.stderr)
+        return 2
+    except SystemExit as exc:  # --help
+        return int(exc.code) if isinstance(exc.code, int) else 0
+    if args.verbose:
+        logging.getLogger().setLevel(logging.DEBUG)
+
+    from fomm.checkpoint import CheckpointError
+    from fomm.config import ConfigError
+    from fomm.media.errors import MediaError
+    from live.app import LiveError, run
+    from live.backends import BackendError
+    from live.capture import CaptureError, list_cameras
+    from live.config import LiveConfigError
+    from live.settings import SettingsError
+    from live.sinks import SinkError
+
+    user_errors = (
+        CaptureError,
+        SinkError,
+        SettingsError,
+        LiveConfigError,
+        LiveError,
+        BackendError,
+        CheckpointError,
+        ConfigError,
+        MediaError,
+    )
+    if args.list_cameras:
+        cameras = list_cameras()
+        print("\n".join(f"{c.index}: {c.width}x{c.height}" for c in cameras) or "no camera opens")
+        return 0
+
+    stop = threading.Event()
+
+    def on_signal(signum: int, _frame: object) -> None:
+        if stop.is_set():  # a second Ctrl-C: stop waiting for a clean shutdown
+            raise KeyboardInterrupt
+        logger.info("%s: stopping", signal.Signals(signum).name)
+        stop.set()
+
+    previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        config, merged, given = _config(args)
+        result = run(config, stop=stop, find_best_frame=args.find_best_frame)
+    except user_errors as exc:
+        print(f"run_live: error: {' '.join(str(exc).split())}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("run_live: interrupted", file=sys.stderr)
+        return 130
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+    print(result.stats.format_table(), file=sys.stderr)
+    if config.remember:
+        _remember(replace(merged, camera=merged.camera), given)
+    return 0
