@@ -12,15 +12,22 @@ accelerated kernels replace with one named operation each.
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
+from typing import Protocol
+
 import torch
 import torch.nn.functional as F
 
 __all__ = [
+    "WarpImpl",
+    "active_warp_impl",
     "convex_hull_area",
     "inverse_2x2",
     "kp2gaussian",
     "make_coordinate_grid",
     "resize",
+    "use_warp_impl",
     "warp",
     "warp_multi",
     "warp_occluded",
@@ -92,6 +99,45 @@ def warp(
     return F.grid_sample(image, grid, mode=mode, padding_mode=padding_mode, align_corners=align_corners)
 
 
+class WarpImpl(Protocol):
+    """Another implementation of the fused warps (a Triton kernel, an ONNX custom node for export, ...).
+
+    Both methods take and return what :func:`warp_multi` and :func:`warp_occluded` do, with the same meaning.
+    ``supports`` says whether this implementation handles these tensors (device, dtype); when it does not, the
+    PyTorch reference runs.
+    """
+
+    name: str
+
+    def supports(self, image: torch.Tensor) -> bool: ...
+
+    def warp_multi(self, image: torch.Tensor, grids: torch.Tensor, *, align_corners: bool) -> torch.Tensor: ...
+
+    def warp_occluded(
+        self, image: torch.Tensor, grid: torch.Tensor, occlusion: torch.Tensor, *, align_corners: bool
+    ) -> torch.Tensor: ...
+
+
+_active_impl: WarpImpl | None = None
+
+
+def active_warp_impl() -> WarpImpl | None:
+    """The implementation :func:`warp_multi` / :func:`warp_occluded` use now (``None``: the reference)."""
+    return _active_impl
+
+
+@contextlib.contextmanager
+def use_warp_impl(impl: WarpImpl | None) -> Iterator[None]:
+    """Within the block, the fused warps run ``impl`` (``None``: the PyTorch reference). Not thread-local:
+    set it around a whole forward pass (export, a backend's step), not per thread."""
+    global _active_impl
+    previous, _active_impl = _active_impl, impl
+    try:
+        yield
+    finally:
+        _active_impl = previous
+
+
 def warp_multi(image: torch.Tensor, grids: torch.Tensor, *, align_corners: bool) -> torch.Tensor:
     """Sample one image at several grids (the K+1 sparse warps of dense motion), bilinear, zero padding.
 
@@ -103,6 +149,9 @@ def warp_multi(image: torch.Tensor, grids: torch.Tensor, *, align_corners: bool)
     Returns:
         ``(B, N, C, h, w)``: ``out[:, n] = warp(image, grids[:, n])``.
     """
+    impl = _active_impl
+    if impl is not None and impl.supports(image):
+        return impl.warp_multi(image, grids, align_corners=align_corners)
     b, c, height, width = image.shape
     n, h, w = grids.shape[1:4]
     repeated = image.unsqueeze(1).expand(b, n, c, height, width).reshape(b * n, c, height, width)
@@ -124,6 +173,9 @@ def warp_occluded(
     Returns:
         ``(B, C, h, w)`` = ``warp(image, grid) * occlusion``.
     """
+    impl = _active_impl
+    if impl is not None and impl.supports(image):
+        return impl.warp_occluded(image, grid, occlusion, align_corners=align_corners)
     return warp(image, grid, align_corners=align_corners) * occlusion
 
 

@@ -54,3 +54,41 @@ def test_convex_hull_area():
     triangle = torch.tensor([[0.0, 0.0], [2.0, 0.0], [0.0, 3.0]])
     assert convex_hull_area(triangle) == pytest.approx(3.0)
     assert convex_hull_area(torch.tensor([[0.0, 0.0], [1.0, 1.0], [2.0, 2.0]])) == 0.0
+
+
+def test_fused_warps_equal_separate_warps_and_dispatch_to_an_impl():
+    from fomm.geometry import use_warp_impl, warp, warp_multi, warp_occluded
+
+    gen = torch.Generator().manual_seed(0)
+    image = torch.rand(2, 3, 9, 7, generator=gen)
+    grids = torch.rand(2, 4, 5, 6, 2, generator=gen) * 2.4 - 1.2
+    occlusion = torch.rand(2, 1, 5, 6, generator=gen)
+    for ac in (True, False):
+        multi = warp_multi(image, grids, align_corners=ac)
+        assert multi.shape == (2, 4, 3, 5, 6)
+        for n in range(4):
+            torch.testing.assert_close(multi[:, n], warp(image, grids[:, n], align_corners=ac), rtol=0, atol=0)
+        occluded = warp_occluded(image, grids[:, 0], occlusion, align_corners=ac)
+        torch.testing.assert_close(occluded, warp(image, grids[:, 0], align_corners=ac) * occlusion)
+
+    class Marker:
+        name = "marker"
+
+        def supports(self, image):
+            return image.dtype == torch.float32
+
+        def warp_multi(self, image, grids, *, align_corners):
+            return torch.full((1,), 7.0)
+
+        def warp_occluded(self, image, grid, occlusion, *, align_corners):
+            return torch.zeros_like(image[:, :, : grid.shape[1], : grid.shape[2]])
+
+    with use_warp_impl(Marker()):
+        assert warp_multi(image, grids, align_corners=True).item() == 7.0
+        assert float(warp_occluded(image, grids[:, 0], occlusion, align_corners=True).abs().sum()) == 0.0
+        # an implementation that does not support the tensors falls back to the reference
+        torch.testing.assert_close(
+            warp_multi(image.double(), grids.double(), align_corners=True),
+            warp_multi(image, grids, align_corners=True).double(),
+        )
+    assert warp_multi(image, grids, align_corners=True).shape == (2, 4, 3, 5, 6)
