@@ -13,6 +13,7 @@ accelerated kernels replace with one named operation each.
 from __future__ import annotations
 
 import contextlib
+import math
 from collections.abc import Iterator
 from typing import Protocol
 
@@ -20,9 +21,11 @@ import torch
 import torch.nn.functional as F
 
 __all__ = [
+    "DET_EPS",
     "WarpImpl",
     "active_warp_impl",
     "convex_hull_area",
+    "determinant_2x2",
     "inverse_2x2",
     "kp2gaussian",
     "make_coordinate_grid",
@@ -37,14 +40,21 @@ __all__ = [
 def make_coordinate_grid(
     height: int, width: int, *, dtype: torch.dtype = torch.float32, device: torch.device | None = None
 ) -> torch.Tensor:
-    """A ``(height, width, 2)`` grid of ``(x, y)`` pixel-centre coordinates in ``[-1, 1]``."""
-    x = torch.arange(width, dtype=dtype, device=device)
-    y = torch.arange(height, dtype=dtype, device=device)
-    x = 2 * (x / (width - 1)) - 1
-    y = 2 * (y / (height - 1)) - 1
+    """A ``(height, width, 2)`` grid of ``(x, y)`` pixel-centre coordinates in ``[-1, 1]``.
+
+    A side of one pixel has the single coordinate 0 (the centre), not ``0 / 0``.
+    """
+    x = _axis(width, dtype, device)
+    y = _axis(height, dtype, device)
     yy = y.view(-1, 1).expand(height, width)
     xx = x.view(1, -1).expand(height, width)
     return torch.stack([xx, yy], dim=2)
+
+
+def _axis(n: int, dtype: torch.dtype, device: torch.device | None) -> torch.Tensor:
+    if n == 1:
+        return torch.zeros(1, dtype=dtype, device=device)
+    return 2 * (torch.arange(n, dtype=dtype, device=device) / (n - 1)) - 1
 
 
 def kp2gaussian(value: torch.Tensor, height: int, width: int, variance: float) -> torch.Tensor:
@@ -63,16 +73,29 @@ def kp2gaussian(value: torch.Tensor, height: int, width: int, variance: float) -
     return torch.exp(-0.5 * (diff**2).sum(-1) / variance)
 
 
-def inverse_2x2(matrix: torch.Tensor) -> torch.Tensor:
+#: Smallest ``|det|`` :func:`inverse_2x2` divides by; a jacobian below it is treated as singular.
+DET_EPS = 1e-6
+
+
+def determinant_2x2(matrix: torch.Tensor) -> torch.Tensor:
+    """Determinants ``(...)`` of ``(..., 2, 2)`` matrices."""
+    return matrix[..., 0, 0] * matrix[..., 1, 1] - matrix[..., 0, 1] * matrix[..., 1, 0]
+
+
+def inverse_2x2(matrix: torch.Tensor, eps: float = DET_EPS) -> torch.Tensor:
     """Closed-form inverse of ``(..., 2, 2)`` matrices (adjugate over determinant).
 
-    Exportable to ONNX (``torch.inverse`` is not) and exact enough for FOMM's near-identity jacobians.
+    Exportable to ONNX (``torch.inverse`` is not) and exact for FOMM's near-identity jacobians. A (near-)singular
+    matrix has its determinant clamped to ``eps`` in magnitude, keeping its sign (0 counts as positive), so the
+    result stays finite (large, not infinite); matrices with ``|det| >= eps`` are inverted exactly as before.
     """
     a = matrix[..., 0, 0]
     b = matrix[..., 0, 1]
     c = matrix[..., 1, 0]
     d = matrix[..., 1, 1]
     det = a * d - b * c
+    sign = torch.where(det < 0, -torch.ones_like(det), torch.ones_like(det))
+    det = torch.where(det.abs() < eps, sign * eps, det)
     adjugate = torch.stack([torch.stack([d, -b], dim=-1), torch.stack([-c, a], dim=-1)], dim=-2)
     return adjugate / det[..., None, None]
 
@@ -187,11 +210,15 @@ def resize(image: torch.Tensor, size: tuple[int, int], *, mode: str = "bilinear"
 
 
 def convex_hull_area(points: torch.Tensor) -> float:
-    """Area of the convex hull of ``(N, 2)`` points (monotone chain; 0 for degenerate sets).
+    """Area of the convex hull of ``(N, 2)`` points (monotone chain; 0 for degenerate sets, NaN when a point is
+    not finite).
 
     Runs on the CPU in Python: it is called once per calibration, never per frame.
     """
-    pts = sorted({(float(x), float(y)) for x, y in points.detach().cpu().tolist()})
+    values = points.detach().cpu().tolist()
+    if not all(math.isfinite(v) for point in values for v in point):
+        return float("nan")
+    pts = sorted({(float(x), float(y)) for x, y in values})
     if len(pts) < 3:
         return 0.0
 

@@ -7,13 +7,14 @@ row-major, the local affine map of the keypoint's neighbourhood from the abstrac
 from __future__ import annotations
 
 import logging
+import math
 from typing import NamedTuple
 
 import torch
 
-from .geometry import convex_hull_area, inverse_2x2
+from .geometry import DET_EPS, convex_hull_area, determinant_2x2, inverse_2x2
 
-__all__ = ["Calibration", "Keypoints", "calibrate", "transfer_motion"]
+__all__ = ["SCALE_RANGE", "Calibration", "Keypoints", "calibrate", "transfer_motion", "usable_keypoints"]
 
 logger = logging.getLogger(__name__)
 
@@ -61,24 +62,65 @@ class Calibration(NamedTuple):
     scale: torch.Tensor
 
 
+#: The adapt-movement-scale ratio is clamped to this range: a keypoint hull 100 times smaller or larger than the
+#: other's is a detection failure, not a face (normal faces give ratios of 0.5-2).
+SCALE_RANGE = (0.1, 10.0)
+
+
 def _hull_scale(source: torch.Tensor, initial: torch.Tensor) -> torch.Tensor:
+    low, high = SCALE_RANGE
     scales = []
     for i in range(initial.shape[0]):
         src_area = convex_hull_area(source[min(i, source.shape[0] - 1)])
         drv_area = convex_hull_area(initial[i])
-        if src_area <= 0 or drv_area <= 0:
+        if not (math.isfinite(src_area) and math.isfinite(drv_area)) or src_area <= 0 or drv_area <= 0:
             logger.warning("degenerate keypoint hull (source %.3g, driving %.3g): movement scale 1", src_area, drv_area)
             scales.append(1.0)
-        else:
-            scales.append((src_area**0.5) / (drv_area**0.5))
+            continue
+        scale = (src_area**0.5) / (drv_area**0.5)
+        if not low <= scale <= high:
+            clamped = min(max(scale, low), high)
+            logger.warning("movement scale %.3g is out of [%g, %g]: using %g", scale, low, high, clamped)
+            scale = clamped
+        scales.append(scale)
     return torch.tensor(scales, dtype=initial.dtype, device=initial.device).view(-1, 1, 1)
+
+
+def usable_keypoints(kp: Keypoints, eps: float = DET_EPS) -> bool:
+    """Whether every keypoint value and jacobian is finite and no jacobian is (near-)singular (``|det| < eps``).
+
+    A frame whose keypoints fail this check would animate to garbage (NaN or huge warps); the live pipeline
+    skips it. One host sync.
+    """
+    det = determinant_2x2(kp.jacobian.float())
+    ok = torch.isfinite(kp.value).all() & torch.isfinite(det).all() & (det.abs() >= eps).all()
+    return bool(ok)
+
+
+def _calibration_inverse(jacobian: torch.Tensor) -> torch.Tensor:
+    """Inverse of the calibration jacobians; a non-finite or (near-)singular one is replaced by the identity (its
+    keypoint then moves the source jacobian by the driving jacobian alone) with a warning."""
+    det = determinant_2x2(jacobian)
+    bad = ~(torch.isfinite(det) & (det.abs() >= DET_EPS))
+    if not bool(bad.any()):
+        return inverse_2x2(jacobian)
+    logger.warning(
+        "calibration frame: %d of %d keypoint jacobians are singular or not finite: using the identity for them",
+        int(bad.sum()),
+        bad.numel(),
+    )
+    eye = torch.eye(2, dtype=jacobian.dtype, device=jacobian.device).expand_as(jacobian)
+    safe = torch.where(bad[..., None, None], eye, jacobian)
+    return inverse_2x2(safe)
 
 
 def calibrate(source: Keypoints, initial: Keypoints, *, adapt_movement_scale: bool) -> Calibration:
     """Fix the relative-motion reference: the source keypoints and an initial driving frame D_1.
 
     D_1 should show the driver in the same pose as the source. With ``adapt_movement_scale`` the motion
-    is scaled by the ratio of the keypoint hulls' square-root areas, as in the original ``normalize_kp``.
+    is scaled by the ratio of the keypoint hulls' square-root areas, as in the original ``normalize_kp``, clamped
+    to :data:`SCALE_RANGE` (1 when a hull is empty or not finite). A singular or non-finite jacobian of D_1 is
+    replaced by the identity (logged), so its inverse is never infinite.
     """
     if adapt_movement_scale:
         scale = _hull_scale(source.value, initial.value)
@@ -87,7 +129,7 @@ def calibrate(source: Keypoints, initial: Keypoints, *, adapt_movement_scale: bo
     return Calibration(
         source=source,
         initial_value=initial.value,
-        initial_jacobian_inv=inverse_2x2(initial.jacobian),
+        initial_jacobian_inv=_calibration_inverse(initial.jacobian),
         scale=scale,
     )
 

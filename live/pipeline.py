@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
+import torch
 
 import fomm
 
@@ -53,15 +55,62 @@ class StepResult:
     searching: bool = False
 
 
+class _Event(Protocol):
+    """What :class:`_Timer` needs of a ``torch.cuda.Event(enable_timing=True)``."""
+
+    def record(self) -> None: ...
+
+    def synchronize(self) -> None: ...
+
+    def elapsed_time(self, end: Any) -> float: ...
+
+
 class _Timer:
-    def __init__(self) -> None:
-        self.timings: dict[str, float] = {}
+    """Milliseconds per stage, stage after stage.
+
+    On the CPU, wall-clock laps. With ``event_factory`` (CUDA: ``torch.cuda.Event(enable_timing=True)``), an event
+    is recorded on the current stream at the start and at each lap, and :meth:`result` reads the time between
+    consecutive events once the last one has completed: GPU work is counted in the stage that queued it instead
+    of in whichever later stage happens to wait for it.
+    """
+
+    def __init__(self, event_factory: Callable[[], _Event] | None = None) -> None:
+        self._timings: dict[str, float] = {}
+        self._factory = event_factory
+        self._marks: list[tuple[str, _Event]] = []
         self._t = time.perf_counter()
+        if event_factory is not None:
+            self._start = event_factory()
+            self._start.record()
 
     def lap(self, stage: str) -> None:
+        if self._factory is not None:
+            event = self._factory()
+            event.record()
+            self._marks.append((stage, event))
+            return
         now = time.perf_counter()
-        self.timings[stage] = self.timings.get(stage, 0.0) + (now - self._t) * 1000.0
+        self._timings[stage] = self._timings.get(stage, 0.0) + (now - self._t) * 1000.0
         self._t = now
+
+    def result(self) -> dict[str, float]:
+        """The timings so far (with events: waits for the last recorded one)."""
+        if self._factory is None or not self._marks:
+            return dict(self._timings)
+        self._marks[-1][1].synchronize()
+        timings: dict[str, float] = {}
+        previous = self._start
+        for stage, event in self._marks:
+            timings[stage] = timings.get(stage, 0.0) + float(previous.elapsed_time(event))
+            previous = event
+        return timings
+
+
+def _cuda_events(device: torch.device) -> Callable[[], _Event] | None:
+    """The event factory of :class:`_Timer` for ``device`` (``None`` off CUDA: wall-clock laps)."""
+    if device.type != "cuda":
+        return None
+    return lambda: torch.cuda.Event(enable_timing=True)
 
 
 class PuppetPipeline:
@@ -113,6 +162,10 @@ class PuppetPipeline:
         self._search_best: tuple[float, fomm.Keypoints] | None = None
         self._last_kp: fomm.Keypoints | None = None
         self._still: np.ndarray | None = None
+        self._last_good: np.ndarray | None = None
+        self._events = _cuda_events(self.backend.device)
+        #: frames replaced by the last good frame because a number was not finite or a jacobian singular
+        self.bad_frames = 0
 
     # --- per source --------------------------------------------------------------------------------------
 
@@ -124,7 +177,7 @@ class PuppetPipeline:
         self.source_image = crop
         self._kp_source = self.backend.set_source(self.processor.to_tensor(crop))
         self._source_landmarks = self._normalized_landmarks(crop)
-        self._still = crop
+        self._still = self._last_good = crop
         # one untimed pass through the per-frame networks, so that the first camera frame is not slow
         self.backend.generate(self.backend.keypoints(self.processor.to_tensor(crop)))
         self._calibration = None
@@ -155,6 +208,16 @@ class PuppetPipeline:
         self.relative = relative
         if relative:
             self.request_calibration()
+
+    def _bad_frame(self, why: str) -> np.ndarray:
+        """The last good frame, in place of one that cannot be shown (logged once per pipeline)."""
+        self.bad_frames += 1
+        if self.bad_frames == 1:
+            logger.warning("%s: showing the last good frame (further such frames are logged at debug level)", why)
+        else:
+            logger.debug("%s: showing the last good frame (%d so far)", why, self.bad_frames)
+        assert self._last_good is not None
+        return self._last_good
 
     # --- per frame ---------------------------------------------------------------------------------------
 
@@ -207,23 +270,26 @@ class PuppetPipeline:
         """
         if self._kp_source is None or self._still is None:
             raise RuntimeError("set_source() must run before step()")
-        timer = _Timer()
+        timer = _Timer(self._events)
         # 1. framing
         camera = np.ascontiguousarray(image_bgr[:, ::-1]) if self.mirror else image_bgr
         framing = self.framer(camera)
         timer.lap("crop")
-        # 2. driving keypoints (held while no face is seen)
+        # 2. driving keypoints (held while no face is seen; unusable ones, NaN or singular, are not used at all)
+        usable = True
         if framing.face_found or self._last_kp is None:
             kp = self.backend.keypoints(self.processor.to_tensor(framing.crop))
-            if self.filter is not None:
-                kp = self.filter(kp, time.perf_counter() if timestamp is None else timestamp)
-            if framing.face_found:
-                self._last_kp = kp
+            usable = fomm.usable_keypoints(kp)
+            if usable:
+                if self.filter is not None:
+                    kp = self.filter(kp, time.perf_counter() if timestamp is None else timestamp)
+                if framing.face_found:
+                    self._last_kp = kp
         else:
             kp = self._last_kp
         timer.lap("keypoints")
         # 3. calibration (only with a face in view)
-        if framing.face_found:
+        if framing.face_found and usable:
             before = self._calibration
             self._update_calibration(kp, framing.crop)
             if self.filter is not None and self._calibration is not before:
@@ -231,12 +297,18 @@ class PuppetPipeline:
         timer.lap("calibrate")
         # 4. motion transfer + dense motion + generation
         calibrated = not self.relative or self._calibration is not None
-        if calibrated and (framing.face_found or self._last_kp is not None):
+        if not usable:
+            timer.lap("generate")
+            output = self._bad_frame("the driving keypoints are not finite or a jacobian is singular")
+        elif calibrated and (framing.face_found or self._last_kp is not None):
             kp_norm = fomm.transfer_motion(kp, self._calibration, relative=self.relative)
             frame = self.backend.generate(kp_norm)
             timer.lap("generate")
-            # 5. back to pixels
-            output = self.processor.to_image(frame)
+            # 5. back to pixels (a frame that is not finite is never shown)
+            if bool(torch.isfinite(frame).all()):
+                output = self._last_good = self.processor.to_image(frame)
+            else:
+                output = self._bad_frame("the generated frame is not finite")
         else:  # nothing to follow yet: the avatar as it is
             timer.lap("generate")
             output = self._still
@@ -247,7 +319,7 @@ class PuppetPipeline:
             camera=camera,
             framing=framing,
             keypoints=points,
-            timings=timer.timings,
+            timings=timer.result(),
             calibrated=calibrated,
             calibration_score=self._calibration_score,
             searching=self._search_left > 0,
