@@ -18,17 +18,15 @@ from fractions import Fraction
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NoReturn
 
-import torch
-
 import fomm
-from fomm.checkpoint import SECTIONS, CheckpointError, matching_presets
 from fomm.config import ConfigError, FommConfig
 from fomm.media.assets import DEFAULT_AVATAR, DEFAULT_DRIVING, DEMO_MODEL
 from fomm.media.errors import MediaError
-from fomm.train.data import DatasetError
+from fomm.train.names import LANDMARK_CHOICES, DatasetError
 
 if TYPE_CHECKING:
     import numpy as np
+    import torch
 
     from fomm.media.faces import FaceLandmarker
     from fomm.media.image import Box
@@ -103,6 +101,8 @@ def parse_device(text: str) -> torch.device:
     Raises:
         CliError: not a device name, or the device is not available.
     """
+    import torch
+
     try:
         device = torch.device(text)
     except (RuntimeError, ValueError):
@@ -298,8 +298,6 @@ def _prepare(args: argparse.Namespace) -> int:
 
 
 def _add_evaluate(commands: Any) -> None:
-    from fomm.train.evaluate import LANDMARK_CHOICES
-
     parser = commands.add_parser(
         "evaluate",
         help="measure video reconstruction (L1, AKD, AED) on test videos",
@@ -407,8 +405,16 @@ def _about(what: str) -> Iterator[None]:
     """Prefix library errors raised inside the block with the option they concern."""
     try:
         yield
-    except (MediaError, ConfigError, CheckpointError) as exc:
+    except _library_errors() as exc:
         raise CliError(f"{what}: {exc}") from exc
+
+
+def _library_errors() -> tuple[type[Exception], ...]:
+    """The library's user-error types (imported when an error is being handled: the checkpoint module needs
+    torch, which ``fomm --help`` does not load)."""
+    from fomm.checkpoint import CheckpointError
+
+    return (MediaError, ConfigError, CheckpointError)
 
 
 def resolve_config(value: str | None) -> FommConfig:
@@ -487,9 +493,11 @@ def _animate(args: argparse.Namespace) -> int:
 
     from fomm.media import faces
     from fomm.media.image import fit_square, load_image, resize, to_tensor, to_uint8
-    from fomm.media.video import VideoWriter, open_frames, read_frame
+    from fomm.media.video import VideoWriter, check_video_output, open_frames, read_frame
 
     started = time.perf_counter()
+    with _about("--output"):
+        check_video_output(args.output)
     device = parse_device(args.device)
     relative = args.mode == "relative"
     if args.find_best_frame and not relative:
@@ -640,6 +648,8 @@ def _convert(args: argparse.Namespace) -> int:
 
 
 def _info(args: argparse.Namespace) -> int:
+    from fomm.checkpoint import SECTIONS, matching_presets
+
     config = _config_for(args.config)
     loaded = fomm.load_checkpoint(args.checkpoint, config, with_discriminator=None)  # errors name the file
     nets = {s: getattr(loaded.model, s) for s in SECTIONS if getattr(loaded.model, s) is not None}
@@ -686,6 +696,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             args = parser.parse_args(list(argv) if argv is not None else None)
         except SystemExit as exc:  # --help, --version
             return int(exc.code) if isinstance(exc.code, int) else EXIT_OK
+        from fomm.media.native_logs import route_native_logs
+
+        route_native_logs()  # OpenCV's and FFmpeg's own stderr lines: the command reports failures itself
         # library INFO lines (checkpoint loaded, ...) only when asked; the command's own summary unless --quiet
         shown = ("fomm.cli", "fomm.train")
         handler.addFilter(lambda r: r.levelno >= logging.WARNING or (not args.quiet and r.name.startswith(shown)))
@@ -693,7 +706,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except CliError as exc:
         print(_error_line(exc), file=sys.stderr)
         return EXIT_USAGE
-    except (CheckpointError, ConfigError, MediaError, DatasetError) as exc:
+    except (*_library_errors(), DatasetError) as exc:
         print(_error_line(exc), file=sys.stderr)
         return EXIT_USAGE
     except KeyboardInterrupt:

@@ -20,7 +20,8 @@ from fomm.media.assets import DEFAULT_AVATAR, DEFAULT_DRIVING, DEMO_MODEL
 
 from .backends import InferenceBackend, TorchBackend
 from .capture import CaptureSource, LatestFrameCapture
-from .config import LiveConfig
+from .checks import check_inputs, device_problem
+from .config import FALLBACK_OUTPUT, LiveConfig
 from .controls import Action, AvatarList
 from .crop import CropConfig, FaceFramer
 from .filters import KeypointFilter
@@ -32,9 +33,6 @@ from .stats import LatencyStats
 __all__ = ["LiveError", "LiveRun", "load_backend", "open_capture", "run"]
 
 logger = logging.getLogger(__name__)
-
-#: Where the recording goes when nothing else can show the avatar (no display, no --vcam).
-FALLBACK_OUTPUT = Path("fomm-live-output.mp4")
 
 
 class LiveError(RuntimeError):
@@ -84,12 +82,10 @@ def open_capture(config: LiveConfig) -> tuple[LatestFrameCapture, str]:
 
 def load_backend(config: LiveConfig) -> tuple[InferenceBackend, str, bool]:
     """The inference backend, a description of the model, and whether its weights are untrained."""
-    try:
-        device = torch.device(config.device)
-    except RuntimeError:
-        raise LiveError(f"--device {config.device!r} is not a device; expected cpu, cuda or cuda:N") from None
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise LiveError(f"--device {config.device!r}: CUDA is not available on this machine")
+    problem = device_problem(config.device)
+    if problem is not None:
+        raise LiveError(f"--device {config.device!r} {problem}")
+    device = torch.device(config.device)
     model_config = None
     if config.model_config is not None:
         path = Path(config.model_config)
@@ -159,6 +155,7 @@ def run(
     """
     stop = stop or threading.Event()
     stats = LatencyStats()
+    check_inputs(config, fallback_output=FALLBACK_OUTPUT)  # a typo costs a second, not the model's load time
     backend, model_text, untrained = load_backend(config)
     logger.info("model: %s on %s (%s)", model_text, backend.device, backend.name)
     if untrained:

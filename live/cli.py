@@ -16,7 +16,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-__all__ = ["build_parser", "main"]
+__all__ = ["build_parser", "main", "prog_name"]
 
 logger = logging.getLogger("fomm.live")
 
@@ -53,14 +53,21 @@ def _positive(kind: type) -> Any:
     return parse
 
 
-def build_parser() -> argparse.ArgumentParser:
+def prog_name(argv0: str | None = None) -> str:
+    """How the tool was started: ``fomm-live`` (the console script) or ``run_live.py`` (the checkout's shim)."""
+    name = Path(sys.argv[0] if argv0 is None else argv0).name
+    return "fomm-live" if name.startswith("fomm-live") else "run_live.py"
+
+
+def build_parser(prog: str | None = None) -> argparse.ArgumentParser:
+    """The live tool's flags (all of them, in this one function). Imports neither torch nor OpenCV."""
     from live.controls import help_lines
 
     keys = "\n".join("  " + line for line in help_lines())
     from fomm.cli import RaisingParser
 
     p = RaisingParser(
-        prog="run_live.py",
+        prog=prog or prog_name(),
         description=__doc__,
         epilog=f"keys in the preview window:\n{keys}",
         formatter_class=argparse.RawDescriptionHelpFormatter,
@@ -114,8 +121,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _config(args: argparse.Namespace) -> Any:
     """Flags over remembered settings over defaults."""
+    from live.checks import usable_settings
     from live.config import LiveConfig
-    from live.settings import Settings, load_settings, parse_size
+    from live.settings import Settings, load_settings, parse_size, settings_path
 
     saved = load_settings() if args.remember else Settings()
     given = {
@@ -133,6 +141,7 @@ def _config(args: argparse.Namespace) -> Any:
         "vcam_device": args.vcam_device,
         "fps_cap": args.fps_cap,
     }
+    saved = usable_settings(saved, settings_path(), Settings(**given))  # a bad remembered value: its default
     merged = saved.merged(Settings(**given))
     config = LiveConfig(
         camera=merged.camera or "auto",
@@ -179,45 +188,49 @@ def _remember(merged: Any, given: dict[str, Any]) -> None:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the live tool; returns the exit status (2 for user errors, 130 when interrupted twice)."""
-    logging.basicConfig(level=logging.INFO, format="run_live: %(message)s", stream=sys.stderr)
+    prog = prog_name()
+    tag = prog.removesuffix(".py")
+    logging.basicConfig(level=logging.INFO, format=f"{tag}: %(message)s", stream=sys.stderr)
     from fomm.cli import CliError
 
     try:
-        args = build_parser().parse_args(argv)
+        args = build_parser(prog).parse_args(argv)
     except CliError as exc:
-        print(f"run_live: error: {exc}", file=sys.stderr)
+        print(f"{tag}: error: {exc}", file=sys.stderr)
         return 2
     except SystemExit as exc:  # --help
         return int(exc.code) if isinstance(exc.code, int) else 0
     if args.verbose:
         logging.getLogger().setLevel(logging.DEBUG)
+    from fomm.media.native_logs import route_native_logs
 
-    from fomm.checkpoint import CheckpointError
+    route_native_logs(verbose=args.verbose)
+
     from fomm.config import ConfigError
     from fomm.media.errors import MediaError
-    from live.app import LiveError, run
-    from live.backends import BackendError
     from live.capture import CaptureError, list_cameras
-    from live.config import LiveConfigError
+    from live.checks import check_inputs
+    from live.config import FALLBACK_OUTPUT, LiveConfigError
     from live.settings import SettingsError
-    from live.sinks import SinkError
 
-    user_errors = (
-        CaptureError,
-        SinkError,
-        SettingsError,
-        LiveConfigError,
-        LiveError,
-        BackendError,
-        CheckpointError,
-        ConfigError,
-        MediaError,
-    )
     if args.list_cameras:
         cameras = list_cameras()
         print("\n".join(f"{c.index}: {c.width}x{c.height}" for c in cameras) or "no camera opens")
         return 0
+    input_errors = (CaptureError, SettingsError, LiveConfigError, ConfigError, MediaError)
+    try:  # the settings and the inputs, before torch and the model load (a typo costs a second)
+        config, merged, given = _config(args)
+        check_inputs(config, fallback_output=FALLBACK_OUTPUT)
+    except input_errors as exc:
+        print(f"{tag}: error: {' '.join(str(exc).split())}", file=sys.stderr)
+        return 2
 
+    from fomm.checkpoint import CheckpointError
+    from live.app import LiveError, run
+    from live.backends import BackendError
+    from live.sinks import SinkError
+
+    user_errors = (*input_errors, SinkError, LiveError, BackendError, CheckpointError)
     stop = threading.Event()
 
     def on_signal(signum: int, _frame: object) -> None:
@@ -228,13 +241,12 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
     try:
-        config, merged, given = _config(args)
         result = run(config, stop=stop, find_best_frame=args.find_best_frame)
     except user_errors as exc:
-        print(f"run_live: error: {' '.join(str(exc).split())}", file=sys.stderr)
+        print(f"{tag}: error: {' '.join(str(exc).split())}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
-        print("run_live: interrupted", file=sys.stderr)
+        print(f"{tag}: interrupted", file=sys.stderr)
         return 130
     finally:
         for sig, handler in previous.items():

@@ -5,10 +5,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-__all__ = ["DTYPES", "FITS", "LiveConfig", "LiveConfigError"]
+__all__ = ["DTYPES", "FALLBACK_OUTPUT", "FITS", "LiveConfig", "LiveConfigError"]
 
 DTYPES = ("fp32", "fp16", "bf16")
 FITS = ("letterbox", "scale", "crop")
+#: Where the recording goes when nothing else can show the avatar (no display, no --vcam).
+FALLBACK_OUTPUT = Path("fomm-live-output.mp4")
 
 
 class LiveConfigError(ValueError):

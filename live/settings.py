@@ -194,7 +194,8 @@ def load_settings(path: str | Path | None = None) -> Settings:
         if ok:
             values[key] = coerced
         else:
-            logger.warning("settings file %s: ignoring %s=%r (expected a %s)", path, key, value, kinds[key])
+            expected = {"bool": "true or false", "float": "a number > 0"}.get(kinds[key], "a text")
+            logger.warning("settings file %s: key %r = %r is not %s; using the default", path, key, value, expected)
     return Settings(**values, extra=extra)
 
 

@@ -11,12 +11,13 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Literal, NamedTuple
 
 import numpy as np
-import torch
 
 from ._deps import import_cv2
 from .errors import MediaError
 
 if TYPE_CHECKING:
+    import torch
+
     from .faces import FaceLandmarker
 
 __all__ = [
@@ -229,9 +230,12 @@ def fit_square(
 
 
 def to_tensor(
-    images: np.ndarray, *, device: torch.device | str | None = None, dtype: torch.dtype = torch.float32
+    images: np.ndarray, *, device: torch.device | str | None = None, dtype: torch.dtype | None = None
 ) -> torch.Tensor:
-    """uint8 RGB ``(H, W, 3)`` or ``(N, H, W, 3)`` in ``[0, 255]`` -> float ``(N, 3, H, W)`` RGB in ``[0, 1]``."""
+    """uint8 RGB ``(H, W, 3)`` or ``(N, H, W, 3)`` in ``[0, 255]`` -> float ``(N, 3, H, W)`` RGB in ``[0, 1]``
+    (``dtype`` default float32; torch is imported here, so that image and video helpers load without it)."""
+    import torch
+
     if images.dtype != np.uint8:
         raise ValueError(f"expected uint8 images, got {images.dtype}")
     if images.ndim == 3:
@@ -239,11 +243,13 @@ def to_tensor(
     if images.ndim != 4 or images.shape[-1] != 3:
         raise ValueError(f"expected (H, W, 3) or (N, H, W, 3) images, got {images.shape}")
     tensor = torch.from_numpy(np.ascontiguousarray(images)).to(device=device)
-    return tensor.permute(0, 3, 1, 2).to(dtype).div_(255.0).contiguous()
+    return tensor.permute(0, 3, 1, 2).to(dtype or torch.float32).div_(255.0).contiguous()
 
 
 def to_uint8(tensor: torch.Tensor) -> np.ndarray:
     """float ``(N, 3, H, W)`` or ``(3, H, W)`` RGB in ``[0, 1]`` -> uint8 ``(N, H, W, 3)`` RGB (clamped, rounded)."""
+    import torch
+
     if tensor.dim() == 3:
         tensor = tensor[None]
     if tensor.dim() != 4 or tensor.shape[1] != 3:

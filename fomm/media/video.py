@@ -24,9 +24,12 @@ from .image import IMAGE_SUFFIXES, load_image
 
 __all__ = [
     "DEFAULT_FOLDER_FPS",
+    "VIDEO_OUTPUT_SUFFIXES",
     "FrameSource",
     "VideoInfo",
     "VideoWriter",
+    "check_video_output",
+    "check_writable_file",
     "list_image_files",
     "open_frames",
     "read_frame",
@@ -288,6 +291,54 @@ def read_frame(path: str | Path, index: int, *, fps: Fraction | float | int | No
 
 
 # --- writing ------------------------------------------------------------------------------------------------------
+
+#: Containers :class:`VideoWriter` writes (H.264 or MPEG-4 video, AAC audio); ``.webm`` would need VP8/VP9.
+VIDEO_OUTPUT_SUFFIXES: tuple[str, ...] = (".mp4", ".m4v", ".mov", ".mkv", ".avi")
+
+
+def check_writable_file(path: str | Path, what: str = "output file") -> Path:
+    """Check, before any work is done, that ``path`` can be written: not a folder, its folder exists and accepts
+    new files (tested by creating and removing a temporary file there). Returns ``path``.
+
+    Raises:
+        MediaError: one line naming ``path`` and the problem.
+    """
+    path = Path(path).expanduser()
+    text = str(path)
+    if path.is_dir() or text.endswith(("/", os.sep)):
+        raise MediaError(f"{what} {text!r} is a folder; expected a file name")
+    parent = path.parent
+    if not parent.exists():
+        raise MediaError(f"{what} {text!r}: the folder {str(parent)!r} does not exist")
+    if not parent.is_dir():
+        raise MediaError(f"{what} {text!r}: {str(parent)!r} is not a folder")
+    if path.exists() and not os.access(path, os.W_OK):
+        raise MediaError(f"{what} {text!r} exists and cannot be overwritten (permission denied)")
+    probe = parent / f".{path.name}.{uuid.uuid4().hex[:8]}.probe"
+    try:
+        probe.touch(exist_ok=False)
+    except OSError as exc:
+        raise MediaError(f"{what} {text!r}: the folder {str(parent)!r} is not writable ({exc.strerror})") from None
+    probe.unlink(missing_ok=True)
+    return path
+
+
+def check_video_output(path: str | Path) -> Path:
+    """Check that :class:`VideoWriter` can write ``path``: a known container suffix
+    (:data:`VIDEO_OUTPUT_SUFFIXES`) and a writable location (:func:`check_writable_file`). Returns ``path``.
+
+    Raises:
+        MediaError: one line naming ``path`` and what was expected.
+    """
+    path = Path(path).expanduser()
+    expected = "/".join(VIDEO_OUTPUT_SUFFIXES)
+    if path.is_dir() or str(path).endswith(("/", os.sep)):
+        raise MediaError(f"video {str(path)!r} is a folder; expected a file name ending in {expected}")
+    suffix = path.suffix.lower()
+    if suffix not in VIDEO_OUTPUT_SUFFIXES:
+        found = f"ends in {suffix!r}" if suffix else "has no extension"
+        raise MediaError(f"video {str(path)!r} {found}; expected a file name ending in {expected}")
+    return check_writable_file(path, "video")
 
 
 def _has_encoder(av: Any, name: str) -> bool:

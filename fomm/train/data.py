@@ -33,6 +33,8 @@ from typing import TYPE_CHECKING, Any
 import torch
 from torch.utils.data import Dataset
 
+from .names import DatasetError
+
 if TYPE_CHECKING:
     import numpy as np
 
@@ -64,10 +66,6 @@ STRIP_SUFFIXES: frozenset[str] = frozenset({".png", ".jpg", ".jpeg"})
 #: Frame rate reported for folders of frames and strips.
 DEFAULT_FPS = 25.0
 _KINDS = "folders of frames, .mp4/.avi/.mov/.mkv/.webm/.gif files or .png/.jpg strips"
-
-
-class DatasetError(ValueError):
-    """A data set, video or source file that cannot be used. The message is one line naming the file."""
 
 
 # --- configuration ------------------------------------------------------------------------------------------

@@ -52,6 +52,7 @@ from fomm.config import FommConfig
 from fomm.hashing import sha256_file
 from fomm.media.errors import MediaError
 from fomm.model import Fomm
+from fomm.train.names import LANDMARK_CHOICES
 
 if TYPE_CHECKING:
     from fomm.media.faces import Face, FaceLandmarker, YuNetLandmarker
@@ -79,8 +80,6 @@ logger = logging.getLogger(__name__)
 
 #: The paper's Table 3 row for FOMM on VoxCeleb (Siarohin et al., NeurIPS 2019).
 PAPER_VOXCELEB: dict[str, float] = {"l1": 0.043, "akd": 1.294, "aed": 0.140}
-#: ``faces=`` / ``--landmarks`` choices: which landmark detector gives AKD (``off``: no face metrics).
-LANDMARK_CHOICES: tuple[str, ...] = ("auto", "fan", "dlib", "yunet", "off")
 VIDEO_SUFFIXES: frozenset[str] = frozenset({".mp4", ".mov", ".avi", ".mkv", ".webm", ".gif"})
 #: Image strips: a video as frames side by side in one image (the original png datasets).
 STRIP_SUFFIXES: frozenset[str] = frozenset({".png", ".jpg", ".jpeg"})

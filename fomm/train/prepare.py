@@ -40,7 +40,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ..hashing import sha256_file
-from .data import DatasetError
+from .names import DatasetError
 
 if TYPE_CHECKING:
     import numpy as np

@@ -1,0 +1,13 @@
+"""What the ``fomm`` command needs from the training package before any command runs (its parser and its error
+handling), kept free of torch so that ``fomm --help`` does not load it."""
+
+from __future__ import annotations
+
+__all__ = ["LANDMARK_CHOICES", "DatasetError"]
+
+#: ``faces=`` / ``--landmarks`` choices: which landmark detector gives AKD (``off``: no face metrics).
+LANDMARK_CHOICES: tuple[str, ...] = ("auto", "fan", "dlib", "yunet", "off")
+
+
+class DatasetError(ValueError):
+    """A data set, video or source file that cannot be used. The message is one line naming the file."""
