@@ -327,6 +327,7 @@ def test_interrupt_leaves_no_output(
 
     monkeypatch.setattr(fomm.Animator, "step", step)
     out_dir = tmp_path / "out"
+    out_dir.mkdir()  # an output folder must exist (checked before the model loads)
     rc = main(
         [
             "animate",
@@ -344,7 +345,7 @@ def test_interrupt_leaves_no_output(
     )
     assert rc == 130
     assert _error_lines(capsys.readouterr().err) == ["fomm: interrupted"]
-    assert not out_dir.exists() or list(out_dir.iterdir()) == []
+    assert list(out_dir.iterdir()) == []
 
 
 # --- convert and info -------------------------------------------------------------------------------------------
