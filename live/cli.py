@@ -224,6 +224,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except input_errors as exc:
         print(f"{tag}: error: {' '.join(str(exc).split())}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:
+        print(f"{tag}: interrupted", file=sys.stderr)
+        return 130
 
     from fomm.checkpoint import CheckpointError
     from live.app import LiveError, run

@@ -246,3 +246,15 @@ def test_animate_native_log_lines_stay_out_of_the_terminal(tmp_path: Path) -> No
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=180, cwd=tmp_path, env=_env(tmp_path))
     assert proc.returncode == 2, proc.stderr
     _only_tool_lines(proc.stderr, "fomm: ")
+
+
+def test_interrupt_during_the_checks(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, capsys) -> None:
+    import live.checks
+
+    def interrupted(*_args: object, **_kwargs: object) -> None:
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(live.checks, "check_inputs", interrupted)
+    monkeypatch.chdir(tmp_path)
+    assert main(["--no-remember", "--no-preview"]) == 130
+    assert capsys.readouterr().err.strip().splitlines() == ["run_live: interrupted"]
