@@ -51,9 +51,6 @@ class GraphSystem(Protocol):
 class CudaGraphs:
     """:class:`GraphSystem` of ``torch.cuda.CUDAGraph`` (warm-up on a side stream, as torch requires)."""
 
-    def __init__(self) -> None:
-        self._pool: Any = None  # one memory pool shared by this backend's graphs
-
     def warmup(self, fn: Callable[..., Any], inputs: Sequence[torch.Tensor], iterations: int) -> None:
         side = torch.cuda.Stream()
         side.wait_stream(torch.cuda.current_stream())
@@ -64,9 +61,8 @@ class CudaGraphs:
 
     def capture(self, fn: Callable[..., Any], inputs: Sequence[torch.Tensor]) -> tuple[Any, Any]:
         graph = torch.cuda.CUDAGraph()
-        with torch.cuda.graph(graph, pool=self._pool):
+        with torch.cuda.graph(graph):
             outputs = fn(*inputs)
-        self._pool = graph.pool()
         return graph, outputs
 
 
