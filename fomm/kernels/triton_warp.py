@@ -207,8 +207,8 @@ class TritonWarp:
     """The fused warps as Triton kernels (a :class:`fomm.geometry.WarpImpl`).
 
     Handles CUDA tensors when triton imports, and CPU tensors when ``TRITON_INTERPRET=1`` is set (tests);
-    anything else falls back to the PyTorch reference. Outputs are new tensors in the image's dtype, laid
-    out as the reference's (contiguous).
+    anything else falls back to the PyTorch reference. Outputs are new tensors in the image's dtype;
+    ``warp_occluded``'s keeps a channels-last image's layout (the decoder's convolutions read it).
     """
 
     name = "triton"
@@ -236,5 +236,7 @@ class TritonWarp:
     ) -> torch.Tensor:
         b, c = image.shape[:2]
         h, w = grid.shape[1:3]
-        out = torch.empty((b, c, h, w), dtype=image.dtype, device=image.device)
+        channels_last = image.is_contiguous(memory_format=torch.channels_last) and not image.is_contiguous()
+        layout = torch.channels_last if channels_last else torch.contiguous_format  # what the next conv reads
+        out = torch.empty((b, c, h, w), dtype=image.dtype, device=image.device, memory_format=layout)
         return launch_warp_occluded(image, grid, occlusion, out, align_corners, self.padding_mode)

@@ -101,6 +101,9 @@ def test_interpreted_launch_respects_strides(interpret):
     out = launch_warp_multi(image, grids, buffer[:, :, 1:7], True, "zeros")
     torch.testing.assert_close(out, reference(image, grids, True), atol=1e-5, rtol=0)
     assert (buffer[:, :, 0] == -7).all() and (buffer[:, :, 7] == -7).all()  # nothing written outside
+    occluded = TritonWarp().warp_occluded(image, grids[:, 0], torch.ones(1, 1, 7, 5), align_corners=True)
+    assert occluded.is_contiguous(memory_format=torch.channels_last)  # the layout the next conv reads
+    torch.testing.assert_close(occluded, reference(image, grids[:, 0], True), atol=1e-5, rtol=0)
     occlusion = torch.rand(1, 1, 5, 7).transpose(2, 3)
     out2 = torch.empty(1, 6, 7, 5)
     launch_warp_occluded(image, grids[:, 2], occlusion, out2, False)
