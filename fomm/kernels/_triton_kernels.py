@@ -19,7 +19,8 @@ def make_warp_kernel() -> Any:
     """A freshly jitted kernel: ``triton.jit`` picks the interpreter (``TRITON_INTERPRET=1``) when decorating,
     so the caller keeps one per mode."""
 
-    @triton.jit
+    # Sizes are not specialised (a size of 1 would become a compile-time constant: one compile per shape).
+    @triton.jit(do_not_specialize=["channels", "height", "width", "out_h", "out_w", "num_grids"])
     def warp_kernel(
         image,
         grid,
@@ -68,8 +69,8 @@ def make_warp_kernel() -> Any:
         g_ptr = grid + b * s_gb + n * s_gn + y * s_gh + x * s_gw
         gx = tl.load(g_ptr, mask=p_mask, other=0.0).to(tl.float32)
         gy = tl.load(g_ptr + s_gc, mask=p_mask, other=0.0).to(tl.float32)
-        w_f = width.to(tl.float32)
-        h_f = height.to(tl.float32)
+        w_f = tl.cast(width, tl.float32)
+        h_f = tl.cast(height, tl.float32)
         if ALIGN_CORNERS:
             ix = (gx + 1.0) / 2.0 * (w_f - 1.0)
             iy = (gy + 1.0) / 2.0 * (h_f - 1.0)

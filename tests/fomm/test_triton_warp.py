@@ -209,3 +209,24 @@ def test_cuda_launch_on_a_raw_stream(monkeypatch):
     launch_warp_multi(image, grids, out, True, "zeros", stream=stream.cuda_stream)
     stream.synchronize()
     torch.testing.assert_close(out, reference(image, grids, True), atol=1e-5, rtol=0)
+
+
+@pytest.mark.parametrize(("dtype", "occluded"), [("fp16", True), ("fp32", False)])
+def test_kernel_compiles_for_hopper_without_a_gpu(monkeypatch, dtype, occluded):
+    """The interpreter runs Python; this compiles the real thing (Triton IR -> PTX -> sm_90 cubin), which
+    catches type and lowering errors the interpreter lets through."""
+    from triton.backends.compiler import GPUTarget
+    from triton.compiler import ASTSource, compile
+
+    from fomm.kernels._triton_kernels import make_warp_kernel
+
+    monkeypatch.setenv("TRITON_INTERPRET", "0")
+    monkeypatch.setenv("TRITON_DEFAULT_FP_FUSION", "1")
+    kernel = make_warp_kernel()
+    names = kernel.arg_names
+    flags = {"ALIGN_CORNERS": True, "BORDER": False, "HAS_OCCLUSION": occluded, "BLOCK_P": 64, "BLOCK_C": 32}
+    pointers = {"image": f"*{dtype}", "grid": "*fp32", "occlusion": f"*{dtype}", "out": f"*{dtype}"}
+    signature = {n: "constexpr" if n in flags else pointers.get(n, "i32") for n in names}
+    constexprs = {(names.index(n),): v for n, v in flags.items()}
+    compiled = compile(ASTSource(kernel, signature, constexprs), target=GPUTarget("cuda", 90, 32))
+    assert "ld.global" in compiled.asm["ptx"] and compiled.asm["cubin"]
