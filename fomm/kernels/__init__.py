@@ -3,6 +3,7 @@
 from .triton_warp import (
     TRITON_INSTALL_HINT,
     TritonWarp,
+    cuda_tensor,
     interpreter_enabled,
     launch_warp_multi,
     launch_warp_occluded,
@@ -12,6 +13,7 @@ from .triton_warp import (
 __all__ = [
     "TRITON_INSTALL_HINT",
     "TritonWarp",
+    "cuda_tensor",
     "interpreter_enabled",
     "launch_warp_multi",
     "launch_warp_occluded",

@@ -25,6 +25,7 @@ import torch
 __all__ = [
     "TRITON_INSTALL_HINT",
     "TritonWarp",
+    "cuda_tensor",
     "interpreter_enabled",
     "launch_warp_multi",
     "launch_warp_occluded",
@@ -201,6 +202,35 @@ def launch_warp_occluded(
         out_strides=(out.stride(0), 0, out.stride(1), out.stride(2), out.stride(3)),
         align_corners=align_corners, padding_mode=padding_mode, stream=stream,
     )  # fmt: skip
+
+
+_TYPESTR = {torch.float32: "<f4", torch.float16: "<f2", torch.bfloat16: "<f2"}
+
+
+class _CudaArray:
+    """A raw device pointer described through ``__cuda_array_interface__`` (what ``torch.as_tensor`` reads)."""
+
+    def __init__(self, pointer: int, shape: tuple[int, ...], dtype: torch.dtype) -> None:
+        self.__cuda_array_interface__ = {
+            "shape": shape,
+            "typestr": _TYPESTR[dtype],  # bfloat16 travels as 16-bit words, viewed back by cuda_tensor
+            "data": (pointer, False),
+            "version": 3,
+            "strides": None,
+        }
+
+
+def cuda_tensor(
+    pointer: int, shape: tuple[int, ...] | list[int], dtype: torch.dtype, device: Any = "cuda"
+) -> torch.Tensor:
+    """A contiguous tensor viewing ``pointer`` (device memory owned by someone else, e.g. a TensorRT plugin's
+    inputs and outputs): no copy; valid while that memory is. Pass the result to the ``launch_*`` functions."""
+    if dtype not in _TYPESTR:
+        raise ValueError(f"dtype: expected float32, float16 or bfloat16, got {dtype}")
+    shape = tuple(int(d) for d in shape)
+    if dtype == torch.bfloat16:  # no bfloat16 typestr in the interface: view 16-bit words as bfloat16
+        return torch.as_tensor(_CudaArray(pointer, shape, torch.float16), device=device).view(torch.bfloat16)
+    return torch.as_tensor(_CudaArray(pointer, shape, dtype), device=device)
 
 
 class TritonWarp:

@@ -15,7 +15,7 @@ import torch.nn.functional as F
 
 import fomm
 from fomm.geometry import use_warp_impl, warp_multi, warp_occluded
-from fomm.kernels import TritonWarp, launch_warp_multi, launch_warp_occluded, triton_available
+from fomm.kernels import TritonWarp, cuda_tensor, launch_warp_multi, launch_warp_occluded, triton_available
 
 pytestmark = pytest.mark.skipif(not triton_available(), reason="needs triton (pip install 'fomm-live[gpu]')")
 
@@ -156,6 +156,11 @@ def test_launch_rejects_bad_arguments_with_one_line(interpret, call, message):
         call()
 
 
+def test_cuda_tensor_rejects_other_dtypes():
+    with pytest.raises(ValueError, match=r"dtype: expected float32, float16 or bfloat16, got torch\.float64"):
+        cuda_tensor(0, (1, 2), torch.float64)
+
+
 def test_fomm_imports_without_triton_and_says_how_to_install():
     code = (
         "import sys; sys.modules['triton'] = None\n"
@@ -230,3 +235,23 @@ def test_kernel_compiles_for_hopper_without_a_gpu(monkeypatch, dtype, occluded):
     constexprs = {(names.index(n),): v for n, v in flags.items()}
     compiled = compile(ASTSource(kernel, signature, constexprs), target=GPUTarget("cuda", 90, 32))
     assert "ld.global" in compiled.asm["ptx"] and compiled.asm["cubin"]
+
+
+@pytest.mark.gpu
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float16, torch.bfloat16])
+def test_cuda_launch_on_raw_pointers(monkeypatch, dtype):
+    """A TensorRT IPluginV3 enqueue gets raw device pointers, shapes and a stream: view, launch, done."""
+    monkeypatch.delenv("TRITON_INTERPRET", raising=False)
+    dev = torch.device("cuda")
+    image = torch.rand(2, 8, 16, 16, device=dev).to(dtype)
+    grid = random_grids(2, 1, 12, 12)[:, 0].to(dev)
+    occlusion = torch.rand(2, 1, 12, 12, device=dev).to(dtype)
+    out = torch.zeros(2, 8, 12, 12, device=dev, dtype=dtype)
+    stream = torch.cuda.Stream()
+    torch.cuda.synchronize()
+    views = [cuda_tensor(t.data_ptr(), t.shape, t.dtype) for t in (image, grid, occlusion, out)]
+    launch_warp_occluded(*views, False, "zeros", stream.cuda_stream)
+    stream.synchronize()
+    atol = 1e-5 if dtype == torch.float32 else 2**-8
+    expected = reference(image, grid, False, occlusion=occlusion)
+    torch.testing.assert_close(out.float(), expected, atol=atol, rtol=0)  # written through the views
