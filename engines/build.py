@@ -259,7 +259,7 @@ def _configure(trt: TensorRT, builder: Any, network: Any, spec: GraphSpec, confi
             data = config.timing_cache.read_bytes() if config.timing_cache.is_file() else b""
             timing_cache = builder_config.create_timing_cache(data)
             if not builder_config.set_timing_cache(timing_cache, False):
-                logger.warning("timing cache %s does not fit this GPU/TensorRT: starting a new one", config.timing_cache)
+                logger.warning("timing cache %s does not fit this GPU/TensorRT: new one", config.timing_cache)
                 timing_cache = builder_config.create_timing_cache(b"")
                 builder_config.set_timing_cache(timing_cache, False)
     if trt.has_progress_monitor:

@@ -125,12 +125,14 @@ def fomm_specs(model: fomm.Fomm) -> dict[str, GraphSpec]:
     }
 
 
-def export_fomm(model: fomm.Fomm, folder: Path) -> dict[str, tuple[Path, GraphSpec, tuple[torch.Tensor, ...]]]:
-    """Export ``keypoints`` and ``animate`` of ``model`` into ``folder``: ``{name: (path, spec, inputs)}``."""
+def export_fomm(
+    model: fomm.Fomm, folder: Path, graphs: tuple[str, ...] = ("keypoints", "animate")
+) -> dict[str, tuple[Path, GraphSpec, tuple[torch.Tensor, ...]]]:
+    """Export ``graphs`` of ``model`` into ``folder``: ``{name: (path, spec, inputs)}``."""
     specs = fomm_specs(model)
     inputs = fomm_inputs(model)
     modules = {"keypoints": KeypointsGraph(model), "animate": AnimateGraph(model)}
     return {
         name: (_export(modules[name], specs[name], inputs[name], folder / f"{name}.onnx"), specs[name], inputs[name])
-        for name in specs
+        for name in graphs
     }
