@@ -279,6 +279,29 @@ def _configure(trt: TensorRT, builder: Any, network: Any, spec: GraphSpec, confi
     return builder_config, timing_cache
 
 
+def _prepare_plugin_nodes(model: Any, path: Path, trt: TensorRT) -> None:
+    """A ``fused`` graph (warp nodes of :mod:`export.warp_op`) needs the warp plugin: register it and point the
+    parser at it, or say why it cannot be built here."""
+    from export.warp_op import DOMAIN
+
+    fused = [node.name or node.op_type for node in model.graph.node if node.domain == DOMAIN]
+    if not fused:
+        return
+    from engines.plugin import add_parser_attributes, register_warp_plugins
+
+    if not trt.has_plugin_layers:
+        raise EngineError(
+            f"{str(path)!r} has {len(fused)} fused warp node(s) but {trt.label} has no plugin layers; "
+            "build the `standard` export (native GridSample) for this flavour"
+        )
+    if not register_warp_plugins(trt):
+        raise EngineError(
+            f"{str(path)!r} has fused warp nodes but the warp plugin cannot load here (see the log); "
+            "build the `standard` export, or install Triton on a CUDA machine"
+        )
+    add_parser_attributes(model)
+
+
 def build_engine(
     onnx_path: str | Path, spec: GraphSpec, config: EngineConfig | None = None, *, trt: TensorRT | None = None
 ) -> BuiltEngine:
@@ -292,6 +315,7 @@ def build_engine(
     trt = trt or load_tensorrt()
     path = Path(onnx_path)
     model = load_onnx(path)
+    _prepare_plugin_nodes(model, path, trt)
     if config.precision == "fp16":
         from engines.precision import to_mixed_fp16
 

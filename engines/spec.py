@@ -89,10 +89,14 @@ class GraphSpec:
 
     @classmethod
     def from_spec(cls, spec: Any) -> GraphSpec:
-        """From any spec object with ``name``, ``inputs``, ``outputs`` (items with ``name``/``shape``/``dtype``)."""
+        """From any spec object with ``name``, ``inputs``, ``outputs`` (items with ``name``/``shape``/``dtype``),
+        e.g. ``export.specs.NetworkSpec``; symbolic dimensions (``"batch"``) become ``-1``."""
+
+        def dims(shape: Iterable[Any]) -> tuple[int, ...]:
+            return tuple(-1 if isinstance(d, str) else int(d) for d in shape)
 
         def tensors(items: Iterable[Any]) -> tuple[TensorSpec, ...]:
-            return tuple(TensorSpec(t.name, tuple(t.shape), getattr(t, "dtype", "float32")) for t in items)
+            return tuple(TensorSpec(t.name, dims(t.shape), getattr(t, "dtype", "float32")) for t in items)
 
         return cls(str(spec.name), tensors(spec.inputs), tensors(spec.outputs))
 

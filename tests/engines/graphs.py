@@ -1,8 +1,8 @@
 """ONNX graphs for the engine tests, exported here with plain ``torch.onnx.export`` (``standard`` warp).
 
-Stand-ins for ``export/``'s graphs until its specs land: ``keypoints`` (driving image -> keypoints) and
-``animate`` (cached source encoding + both keypoint sets -> frame), the live loop's per-frame path, plus a
-tiny Conv + GridSample + Softmax + Sigmoid graph.
+Stand-ins for ``export/``'s graphs (same graph and tensor names as ``export.specs``): ``keypoints``
+(driving image -> keypoints) and ``animate`` (cached source encoding + both keypoint sets -> frame), the live
+loop's per-frame path, plus a tiny Conv + GridSample + Softmax + Sigmoid graph.
 """
 
 from __future__ import annotations
@@ -58,16 +58,16 @@ class AnimateGraph(nn.Module):
         self,
         features: torch.Tensor,
         source_small: torch.Tensor,
-        kp_source_value: torch.Tensor,
-        kp_source_jacobian: torch.Tensor,
-        kp_driving_value: torch.Tensor,
-        kp_driving_jacobian: torch.Tensor,
+        source_kp_value: torch.Tensor,
+        source_kp_jacobian: torch.Tensor,
+        driving_kp_value: torch.Tensor,
+        driving_kp_jacobian: torch.Tensor,
     ) -> torch.Tensor:
         encoding = fomm.SourceEncoding(features, source_small)
         return self.generator.animate(
             encoding,
-            fomm.Keypoints(kp_source_value, kp_source_jacobian),
-            fomm.Keypoints(kp_driving_value, kp_driving_jacobian),
+            fomm.Keypoints(source_kp_value, source_kp_jacobian),
+            fomm.Keypoints(driving_kp_value, driving_kp_jacobian),
         )
 
 
@@ -109,8 +109,8 @@ def fomm_specs(model: fomm.Fomm) -> dict[str, GraphSpec]:
     with torch.no_grad():
         value, jacobian = KeypointsGraph(model)(*inputs["keypoints"])
         frame = AnimateGraph(model)(*inputs["animate"])
-    names = ("features", "source_small", "kp_source_value", "kp_source_jacobian")
-    names += ("kp_driving_value", "kp_driving_jacobian")
+    names = ("features", "source_small", "source_kp_value", "source_kp_jacobian")
+    names += ("driving_kp_value", "driving_kp_jacobian")
     return {
         "keypoints": GraphSpec(
             "keypoints",

@@ -63,15 +63,10 @@ def test_vox_256_animate_builds_fp16(trt, tmp_path: Path, caplog: pytest.LogCapt
     assert any("engine build:" in r.message for r in caplog.records)  # progress is shown
 
 
-def test_parser_errors_name_the_node(trt, tmp_path: Path) -> None:
-    """A fused warp node with no plugin registered: the error names the node and its op."""
+def _one_node_graph(tmp_path: Path, domain: str, op: str) -> Path:
     from onnx import TensorProto, helper
 
-    from export.warp_op import DOMAIN, OP_VERSION, WARP_OCCLUDED
-
-    node = helper.make_node(
-        WARP_OCCLUDED, ["image", "grid", "occlusion"], ["out"], name="warp0", domain=DOMAIN, align_corners=1
-    )
+    node = helper.make_node(op, ["image", "grid", "occlusion"], ["out"], name="warp0", domain=domain, align_corners=1)
     graph = helper.make_graph(
         [node],
         "fused",
@@ -82,16 +77,29 @@ def test_parser_errors_name_the_node(trt, tmp_path: Path) -> None:
         ],
         [helper.make_tensor_value_info("out", TensorProto.FLOAT, [1, 4, 8, 8])],
     )
-    model = helper.make_model(
-        graph, opset_imports=[helper.make_opsetid("", 17), helper.make_opsetid(DOMAIN, OP_VERSION)]
-    )
-    path = tmp_path / "fused.onnx"
-    onnx.save(model, str(path))
-    spec = GraphSpec.from_onnx(path)
+    opsets = [helper.make_opsetid("", 17), helper.make_opsetid(domain, 1)]
+    path = tmp_path / f"{op}.onnx"
+    onnx.save(helper.make_model(graph, opset_imports=opsets), str(path))
+    return path
+
+
+def test_parser_errors_name_the_node(trt, tmp_path: Path) -> None:
+    """A node TensorRT does not know: the error names the node and its op, on one line."""
+    path = _one_node_graph(tmp_path, "com.example", "Mystery")
     with pytest.raises(EngineError) as err:
-        build_engine(path, spec, trt=trt)
+        build_engine(path, GraphSpec.from_onnx(path), trt=trt)
     message = str(err.value)
-    assert "node 0 'warp0' (WarpOccluded)" in message and "\n" not in message
+    assert "node 0 'warp0' (Mystery)" in message and "\n" not in message
+
+
+def test_fused_graph_without_plugin_support_says_what_to_do(trt, tmp_path: Path) -> None:
+    from export.warp_op import DOMAIN, WARP_OCCLUDED
+
+    if trt.has_plugin_layers:
+        pytest.skip(f"{trt.label} has plugin layers")
+    path = _one_node_graph(tmp_path, DOMAIN, WARP_OCCLUDED)
+    with pytest.raises(EngineError, match=r"has 1 fused warp node\(s\) but .* no plugin layers; build the `standard`"):
+        build_engine(path, GraphSpec.from_onnx(path), trt=trt)
 
 
 def test_io_mismatch_and_bad_files_are_one_line_errors(trt, tiny_graph, tmp_path: Path) -> None:
