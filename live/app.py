@@ -88,6 +88,18 @@ def load_backend(config: LiveConfig) -> tuple[InferenceBackend, str, bool]:
         device = torch.device(config.device)
     except RuntimeError:
         raise LiveError(f"--device {config.device!r} is not a device; expected cpu, cuda or cuda:N") from None
+    if config.backend == "trt":
+        from engines.engine import require_cuda
+        from engines.errors import EngineError
+        from engines.trt import load_tensorrt
+
+        try:
+            load_tensorrt()  # first: "TensorRT is missing" says what to install
+            require_cuda()
+        except EngineError as exc:
+            raise LiveError(f"--backend trt: {exc}") from None
+        if device.type == "cpu":
+            device = torch.device("cuda")
     if device.type == "cuda" and not torch.cuda.is_available():
         raise LiveError(f"--device {config.device!r}: CUDA is not available on this machine")
     model_config = None
@@ -106,6 +118,13 @@ def load_backend(config: LiveConfig) -> tuple[InferenceBackend, str, bool]:
         loaded = fomm.load_checkpoint(checkpoint, model_config, device="cpu")
         model, untrained = loaded.model, False
         described = f"{loaded.config.name} from {checkpoint}"
+    if config.backend == "trt":
+        from live.trt_backend import TrtBackend
+
+        if config.onnx_dir is None:
+            raise LiveError("--backend trt needs --onnx-dir DIR, the folder of the exported graphs (python -m export)")
+        precision = "fp16" if config.dtype == "fp16" else "fp32"
+        return TrtBackend(model, config.onnx_dir, device, precision), described, untrained
     return TorchBackend(model, device, config.dtype), described, untrained
 
 

@@ -9,6 +9,7 @@ __all__ = ["DTYPES", "FITS", "LiveConfig", "LiveConfigError"]
 
 DTYPES = ("fp32", "fp16", "bf16")
 FITS = ("letterbox", "scale", "crop")
+BACKENDS = ("torch", "trt")
 
 
 class LiveConfigError(ValueError):
@@ -33,6 +34,8 @@ class LiveConfig:
             a checkpoint, an untrained network of this config (for speed measurements).
         device: ``cpu``, ``cuda``, ``cuda:N``.
         dtype: ``fp32``, ``fp16`` or ``bf16`` (autocast; CUDA only for fp16).
+        backend: ``torch`` or ``trt`` (TensorRT engines built from the ONNX graphs in ``onnx_dir``; CUDA).
+        onnx_dir: folder of the exported graphs for ``trt``.
         relative: relative motion transfer (default) or absolute.
         adapt_scale: scale relative motion by the keypoint hulls' size ratio.
         filter_strength: One-Euro smoothing of the driving keypoints, 0 (off) to 1 (strong).
@@ -60,6 +63,8 @@ class LiveConfig:
     model_config: str | None = None
     device: str = "cpu"
     dtype: str = "fp32"
+    backend: str = "torch"
+    onnx_dir: Path | None = None
     relative: bool = True
     adapt_scale: bool = True
     filter_strength: float = 0.3
@@ -82,6 +87,8 @@ class LiveConfig:
     def __post_init__(self) -> None:
         if self.dtype not in DTYPES:
             raise LiveConfigError(f"dtype {self.dtype!r} is not one of {', '.join(DTYPES)}")
+        if self.backend not in BACKENDS:
+            raise LiveConfigError(f"backend {self.backend!r} is not one of {', '.join(BACKENDS)}")
         if not 0.0 <= self.filter_strength <= 1.0:
             raise LiveConfigError(f"filter strength {self.filter_strength!r} must be between 0 and 1")
         if self.vcam_fit not in FITS:
