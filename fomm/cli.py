@@ -246,6 +246,16 @@ def build_parser() -> argparse.ArgumentParser:
     info.add_argument("--quiet", action="store_true", help="only warnings and errors")
     info.set_defaults(run=_info)
 
+    doctor = commands.add_parser(
+        "doctor",
+        help="check GPU, CUDA, TensorRT and the engine cache",
+        description="Print GPU, driver, CUDA, torch, TensorRT flavour and version, warp plugin status and the "
+        "engine cache folder; with a GPU, build a tiny engine and compare it with PyTorch.",
+    )
+    doctor.add_argument("--no-self-check", action="store_true", help="skip building and running the tiny engine")
+    doctor.add_argument("--quiet", action="store_true", help="only warnings and errors")
+    doctor.set_defaults(run=_doctor)
+
     _add_prepare(commands)
     _add_evaluate(commands)
     return parser
@@ -655,6 +665,15 @@ def _info(args: argparse.Namespace) -> int:
     fits = matching_presets({s: net.state_dict() for s, net in nets.items()})
     lines.append(f"fits presets: {', '.join(fits) if fits else 'none'}")
     print("\n".join(lines))
+    return EXIT_OK
+
+
+def _doctor(args: argparse.Namespace) -> int:
+    from engines.doctor import diagnose
+
+    lines = diagnose(run_self_check=not args.no_self_check)
+    width = max(len(label) for label, _ in lines)
+    print("\n".join(f"{label + ':':<{width + 1}} {value}" for label, value in lines))
     return EXIT_OK
 
 
