@@ -119,12 +119,16 @@ def load_backend(config: LiveConfig) -> tuple[InferenceBackend, str, bool]:
         model, untrained = loaded.model, False
         described = f"{loaded.config.name} from {checkpoint}"
     if config.backend == "trt":
-        from live.trt_backend import TrtBackend
+        from engines.backend import TrtBackend
+        from engines.errors import EngineError
 
         if config.onnx_dir is None:
             raise LiveError("--backend trt needs --onnx-dir DIR, the folder of the exported graphs (python -m export)")
         precision = "fp16" if config.dtype == "fp16" else "fp32"
-        return TrtBackend(model, config.onnx_dir, device, precision), described, untrained
+        try:
+            return TrtBackend(model, config.onnx_dir, device, precision), described, untrained
+        except EngineError as exc:
+            raise LiveError(f"--backend trt: {exc}") from None
     return TorchBackend(model, device, config.dtype), described, untrained
 
 

@@ -139,8 +139,8 @@ def test_cuda_graph_replay(trt, fomm_graphs, tmp_path: Path) -> None:
 @pytest.mark.gpu
 @pytest.mark.trt
 def test_trt_backend_matches_torch_backend(trt, fomm_graphs) -> None:
+    from engines.backend import TrtBackend
     from live.backends import TorchBackend
-    from live.trt_backend import TrtBackend
 
     net, exported = fomm_graphs["demo"]
     onnx_dir = exported["animate"][0].parent
@@ -153,3 +153,32 @@ def test_trt_backend_matches_torch_backend(trt, fomm_graphs) -> None:
         a = trt_backend.generate(trt_backend.keypoints(driving))
     b = torch_backend.generate(torch_backend.keypoints(driving))
     assert (a - b).abs().max() < 1e-3
+
+
+@pytest.mark.parametrize("case", ["no tensorrt", "no onnx dir", "no gpu"])
+def test_fomm_animate_backend_trt_errors(
+    case: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import engines.trt as trt_module
+    from fomm.cli import main
+
+    args = ["animate", "--backend", "trt", "--max-frames", "1", "--output", str(tmp_path / "o.mp4"), "--quiet"]
+    if case != "no onnx dir":
+        args += ["--onnx-dir", str(tmp_path)]
+    if case == "no tensorrt":
+
+        def missing(prefer=None):
+            raise EngineError("TensorRT is not installed; install TensorRT: pip install -e .[trt]")
+
+        monkeypatch.setattr(trt_module, "load_tensorrt", missing)
+        needle = "fomm: error: --backend trt: TensorRT is not installed"
+    elif case == "no onnx dir":
+        needle = "fomm: error: --backend trt needs --onnx-dir DIR"
+    else:
+        if torch.cuda.is_available():
+            pytest.skip("a GPU is visible")
+        needle = "fomm: error: --backend trt: running a TensorRT engine needs a CUDA GPU"
+    assert main(args) == 2
+    err = [line for line in capsys.readouterr().err.splitlines() if "error" in line]
+    assert len(err) == 1 and err[0].startswith(needle), err
+    assert not (tmp_path / "o.mp4").exists()

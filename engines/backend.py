@@ -14,9 +14,9 @@ from pathlib import Path
 import torch
 
 import fomm
-from live.backends import BackendError
+from engines.errors import EngineError
 
-__all__ = ["GRAPHS", "TrtBackend"]
+__all__ = ["GRAPHS", "EngineAnimator", "TrtBackend"]
 
 logger = logging.getLogger(__name__)
 
@@ -35,8 +35,10 @@ class TrtBackend:
         cache_dir: engine cache folder (default: :func:`engines.cache.default_cache_dir`).
         cuda_graph: replay each engine from a CUDA graph after the first frame.
 
+    It satisfies ``live.backends.InferenceBackend`` (``set_source``, ``keypoints``, ``generate``).
+
     Raises:
-        BackendError: one line saying what is missing (TensorRT, a GPU, the ONNX files) or what is wrong.
+        EngineError: one line saying what is missing (TensorRT, a GPU, the ONNX files) or what is wrong.
     """
 
     def __init__(
@@ -49,12 +51,7 @@ class TrtBackend:
         cache_dir: str | Path | None = None,
         cuda_graph: bool = False,
     ) -> None:
-        from engines.errors import EngineError
-
-        try:
-            self._open(model, Path(onnx_dir), torch.device(device), precision, cache_dir, cuda_graph)
-        except EngineError as exc:
-            raise BackendError(str(exc)) from None
+        self._open(model, Path(onnx_dir), torch.device(device), precision, cache_dir, cuda_graph)
 
     def _open(
         self,
@@ -74,11 +71,11 @@ class TrtBackend:
         trt = load_tensorrt()  # first: "TensorRT is not installed" is the most useful message
         require_cuda()
         if device.type != "cuda":
-            raise BackendError(f"--backend trt runs on a CUDA device, not {device}; use --device cuda")
+            raise EngineError(f"--backend trt runs on a CUDA device, not {device}; use --device cuda")
         check_gpu_supported(trt, torch.cuda.get_device_name(device), torch.cuda.get_device_capability(device))
         missing = [name for name in GRAPHS if not (onnx_dir / f"{name}.onnx").is_file()]
         if missing:
-            raise BackendError(
+            raise EngineError(
                 f"--onnx-dir {str(onnx_dir)!r} has no {', '.join(f'{m}.onnx' for m in missing)}; export the model "
                 "first (python -m export --checkpoint ... --out DIR) and pass that folder"
             )
@@ -125,6 +122,49 @@ class TrtBackend:
     @torch.inference_mode()
     def generate(self, kp_driving: fomm.Keypoints) -> torch.Tensor:
         if self._source_feed is None:
-            raise BackendError("set_source() must run before generate()")
+            raise EngineError("set_source() must run before generate()")
         feed = {**self._source_feed, "driving_kp_value": kp_driving.value, "driving_kp_jacobian": kp_driving.jacobian}
         return self._run("animate", feed)["frame"].float()
+
+
+class EngineAnimator:
+    """``fomm.Animator``'s interface (``set_source``, ``calibrate``, ``step``) over a :class:`TrtBackend`, for
+    ``fomm animate --backend trt``: motion transfer in torch, keypoints and animate as engines, frame by frame.
+    """
+
+    def __init__(self, backend: TrtBackend, options: fomm.AnimationOptions) -> None:
+        self.backend = backend
+        self.options = options
+        self.kp_source: fomm.Keypoints | None = None
+        self.calibration: fomm.Calibration | None = None
+
+    def set_source(self, source: torch.Tensor) -> fomm.Keypoints:
+        self.kp_source = self.backend.set_source(source)
+        self.calibration = None
+        return self.kp_source
+
+    def calibrate(self, initial: torch.Tensor | fomm.Keypoints) -> fomm.Calibration:
+        from fomm.keypoints import calibrate
+
+        if self.kp_source is None:
+            raise EngineError("set_source() must run before calibrate()")
+        kp = initial if isinstance(initial, fomm.Keypoints) else self.backend.keypoints(initial)
+        adapt = self.options.adapt_movement_scale
+        self.calibration = calibrate(self.kp_source, kp.index(0), adapt_movement_scale=adapt)
+        return self.calibration
+
+    @torch.inference_mode()
+    def step(self, driving: torch.Tensor) -> torch.Tensor:
+        """``(N, 3, S, S)`` driving frames -> ``(N, 3, S, S)`` predictions (one engine run per frame)."""
+        from fomm.keypoints import transfer_motion
+
+        frames = []
+        for frame in driving.split(1):
+            kp = self.backend.keypoints(frame)
+            if self.options.relative and self.calibration is None:
+                self.calibrate(kp)
+            kp = transfer_motion(
+                kp, self.calibration, relative=self.options.relative, relative_jacobian=self.options.relative_jacobian
+            )
+            frames.append(self.backend.generate(kp))
+        return torch.cat(frames)
