@@ -271,11 +271,7 @@ def plugin_classes(trt: TensorRT, op: str, *, probe: bool = False) -> tuple[type
             return [input_types[0]]
 
         def get_output_shapes(self, inputs: Sequence[Any], shape_inputs: Any, expr_builder: Any) -> list[Any]:
-            dims = output_dims(op, [[x[i] for i in range(len(x))] for x in inputs])
-            out = module.DimsExprs(len(dims))
-            for i, d in enumerate(dims):
-                out[i] = d
-            return [out]
+            return [module.DimsExprs(output_dims(op, [[x[i] for i in range(len(x))] for x in inputs]))]
 
         def supports_format_combination(self, pos: int, in_out: Sequence[Any], num_inputs: int) -> bool:
             descs = [(_dtype_name(trt, x.desc.type), str(x.desc.format).rsplit(".", 1)[-1]) for x in in_out]

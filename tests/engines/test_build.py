@@ -16,6 +16,8 @@ from engines.errors import EngineError
 from engines.spec import GraphSpec, TensorSpec
 from tests.engines.graphs import TinyWarpNet, export_fomm
 
+pytest_plugins = ["engine_fixtures"]
+
 onnx = pytest.importorskip("onnx")
 
 

@@ -12,7 +12,8 @@ import engines.cache as cache_module
 from engines.build import EngineConfig
 from engines.cache import EngineCache, check_engine, default_cache_dir
 from engines.errors import EngineError
-from tests.engines.graphs import export_tiny
+
+pytest_plugins = ["engine_fixtures"]
 
 pytest.importorskip("onnx")
 
@@ -33,12 +34,23 @@ def test_engine_is_built_once_then_reused(trt, tiny_graph, tmp_path: Path, monke
     assert cache.get_or_build(path, spec, EngineConfig()) == engine
 
 
+def _other_weights(path: Path, out: Path) -> Path:
+    import onnx
+    from onnx import numpy_helper
+
+    model = onnx.load(str(path))
+    weight = model.graph.initializer[0]
+    weight.CopyFrom(numpy_helper.from_array(numpy_helper.to_array(weight) + 1, weight.name))
+    onnx.save(model, str(out))
+    return out
+
+
 def test_key_changes_with_what_makes_an_engine_valid(trt, tiny_graph, tmp_path: Path) -> None:
     path, spec, _ = tiny_graph
     cache = EngineCache(tmp_path, trt)
     base = cache.key(path, spec, EngineConfig())
     assert cache.key(path, spec, EngineConfig()) == base  # deterministic
-    other_onnx = export_tiny(tmp_path / "other.onnx")[0]  # other random weights
+    other_onnx = _other_weights(path, tmp_path / "other.onnx")
     variants = [
         cache.key(path, spec, EngineConfig(precision="fp16")),
         cache.key(other_onnx, spec, EngineConfig()),

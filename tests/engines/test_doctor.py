@@ -10,6 +10,8 @@ from engines.doctor import diagnose, self_check
 from engines.errors import EngineError
 from fomm.cli import main
 
+pytest_plugins = ["engine_fixtures"]
+
 
 def test_doctor_reports_what_is_missing(capsys: pytest.CaptureFixture[str], monkeypatch, tmp_path) -> None:
     monkeypatch.setenv("FOMM_ENGINE_CACHE", str(tmp_path / "engines"))

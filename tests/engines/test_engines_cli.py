@@ -8,6 +8,8 @@ import pytest
 
 from engines.__main__ import main
 
+pytest_plugins = ["engine_fixtures"]
+
 
 def test_build_then_inspect(trt, tiny_graph, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     path, _spec, _ = tiny_graph

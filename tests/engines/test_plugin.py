@@ -24,6 +24,8 @@ from engines.plugin import (
 )
 from export.warp_op import DOMAIN, OP_VERSION, WARP_MULTI, WARP_OCCLUDED
 
+pytest_plugins = ["engine_fixtures"]
+
 
 def test_shape_rules() -> None:
     assert num_inputs(WARP_MULTI) == 2 and num_inputs(WARP_OCCLUDED) == 3
@@ -146,3 +148,35 @@ def test_launch_matches_reference() -> None:
         torch.cuda.synchronize()
         ref2 = warp_occluded(image.float(), grids[:, 0].float(), occlusion.float(), align_corners=False)
         assert (out2.float() - ref2).abs().max() < atol
+
+
+def test_plugin_classes_adapt_the_logic_to_tensorrt() -> None:
+    """The IPluginV3 adapter methods, called as TensorRT would, on the installed flavour's Python classes."""
+    from types import SimpleNamespace
+
+    from engines.trt import load_tensorrt
+
+    trt = load_tensorrt()
+    m = trt.module
+    plugin_class, creator_class = plugin_classes(trt, WARP_MULTI, probe=not trt.has_plugin_layers)
+    creator = creator_class()
+    assert (creator.name, creator.plugin_namespace, creator.plugin_version) == (WARP_MULTI, DOMAIN, str(OP_VERSION))
+    assert [f.name for f in creator.field_names] == ["align_corners", "padding_mode"]
+    fields = m.PluginFieldCollection([m.PluginField("align_corners", np.array([0], np.int32), m.PluginFieldType.INT32)])
+    plugin = creator.create_plugin("warp", fields, m.TensorRTPhase.BUILD)
+    assert isinstance(plugin, plugin_class) and plugin.attributes == WarpAttributes(False)
+    serialised = {f.name: f.data for f in plugin.get_fields_to_serialize()}
+    assert (
+        WarpAttributes.from_fields(serialised) == plugin.attributes and plugin.clone().attributes == plugin.attributes
+    )
+    assert plugin.get_output_data_types([m.DataType.HALF, m.DataType.HALF]) == [m.DataType.HALF]
+
+    def desc(dtype):
+        return SimpleNamespace(desc=SimpleNamespace(type=dtype, format=m.TensorFormat.LINEAR))
+
+    assert plugin.supports_format_combination(2, [desc(m.DataType.FLOAT)] * 3, 2)
+    assert not plugin.supports_format_combination(1, [desc(m.DataType.FLOAT), desc(m.DataType.HALF)], 2)
+    dims = SimpleNamespace
+    plugin.on_shape_change([dims(dims=(1, 3, 8, 8)), dims(dims=(1, 2, 4, 4, 2))], [dims(dims=(1, 2, 3, 4, 4))])
+    with pytest.raises(EngineError, match="grid shape"):
+        plugin.on_shape_change([dims(dims=(2, 3, 8, 8)), dims(dims=(1, 2, 4, 4, 2))], [])

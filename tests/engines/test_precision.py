@@ -7,6 +7,8 @@ import pytest
 
 from engines.precision import KEEP_FP32_OPS, to_mixed_fp16
 
+pytest_plugins = ["engine_fixtures"]
+
 onnx = pytest.importorskip("onnx")
 FLOAT, HALF = onnx.TensorProto.FLOAT, onnx.TensorProto.FLOAT16
 

@@ -18,6 +18,8 @@ from engines.trt import load_tensorrt
 ROOT = Path(__file__).resolve().parents[2]
 NO_TENSORRT = """
 import importlib.abc, sys
+
+pytest_plugins = ["engine_fixtures"]
 class _Block(importlib.abc.MetaPathFinder):
     def find_spec(self, name, path=None, target=None):
         if name.split(".")[0] in ("tensorrt", "tensorrt_rtx", "tensorrt_libs", "tensorrt_rtx_libs"):

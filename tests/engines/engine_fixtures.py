@@ -1,4 +1,8 @@
-"""Engine-test fixtures: ONNX graphs exported once per session, TensorRT flavour (skip when none)."""
+"""Engine-test fixtures: ONNX graphs exported once per session, the TensorRT flavour.
+
+A plugin (``pytest_plugins = ["engine_fixtures"]`` in the test modules): a ``conftest.py`` here would shadow
+the ``from conftest import ...`` of the other test folders.
+"""
 
 from __future__ import annotations
 
