@@ -180,3 +180,27 @@ def test_plugin_classes_adapt_the_logic_to_tensorrt() -> None:
     plugin.on_shape_change([dims(dims=(1, 3, 8, 8)), dims(dims=(1, 2, 4, 4, 2))], [dims(dims=(1, 2, 3, 4, 4))])
     with pytest.raises(EngineError, match="grid shape"):
         plugin.on_shape_change([dims(dims=(2, 3, 8, 8)), dims(dims=(1, 2, 4, 4, 2))], [])
+
+
+def test_fused_graph_when_the_plugin_cannot_load(monkeypatch: pytest.MonkeyPatch, caplog, tmp_path) -> None:
+    """Standard TensorRT without the plugin's kernels (no Triton): one line saying what to do, nothing built."""
+    import sys
+    from pathlib import Path
+    from types import SimpleNamespace
+
+    pytest.importorskip("onnx")
+    from onnx import helper
+
+    from engines.build import _prepare_plugin_nodes
+    from engines.trt import TensorRT
+
+    monkeypatch.setitem(sys.modules, "fomm.kernels.triton_warp", None)  # the import fails, as without Triton
+    network_class = type("Net", (), {"add_plugin_v3": None})
+    standard = TensorRT(SimpleNamespace(INetworkDefinition=network_class), "tensorrt", "10.13")
+    with caplog.at_level(logging.INFO, logger="engines"):
+        assert register_warp_plugins(standard) is False
+    assert "Triton kernels do not import" in caplog.text
+    node = helper.make_node(WARP_MULTI, ["a", "b"], ["c"], domain=DOMAIN, align_corners=1)
+    model = helper.make_model(helper.make_graph([node], "g", [], []))
+    with pytest.raises(EngineError, match=r"the warp plugin cannot load here .*; build the `standard` export"):
+        _prepare_plugin_nodes(model, Path(tmp_path / "fused.onnx"), standard)
