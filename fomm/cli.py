@@ -199,6 +199,11 @@ def build_parser() -> argparse.ArgumentParser:
         "--best-frame", type=_non_negative_int, metavar="N", help="calibrate on driving frame N (0-based)"
     )
     animate.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N (default cpu)")
+    animate.add_argument(
+        "--backend", choices=("torch", "trt"), default="torch", help="torch, or trt: TensorRT engines (CUDA)"
+    )
+    animate.add_argument("--onnx-dir", type=Path, metavar="DIR", help="--backend trt: folder of the exported graphs")
+    animate.add_argument("--precision", choices=("fp32", "fp16"), default="fp32", help="--backend trt engines")
     animate.add_argument("--size", type=_positive_int, metavar="N", help="model input size (default: the config's)")
     animate.add_argument(
         "--output-size", type=_positive_int, metavar="N", help="output frame size (default: the model size)"
@@ -245,6 +250,16 @@ def build_parser() -> argparse.ArgumentParser:
     info.add_argument("--config", metavar="PRESET_OR_YAML", help="preset name or original YAML (optional)")
     info.add_argument("--quiet", action="store_true", help="only warnings and errors")
     info.set_defaults(run=_info)
+
+    doctor = commands.add_parser(
+        "doctor",
+        help="check GPU, CUDA, TensorRT and the engine cache",
+        description="Print GPU, driver, CUDA, torch, TensorRT flavour and version, warp plugin status and the "
+        "engine cache folder; with a GPU, build a tiny engine and compare it with PyTorch.",
+    )
+    doctor.add_argument("--no-self-check", action="store_true", help="skip building and running the tiny engine")
+    doctor.add_argument("--quiet", action="store_true", help="only warnings and errors")
+    doctor.set_defaults(run=_doctor)
 
     _add_prepare(commands)
     _add_evaluate(commands)
@@ -585,9 +600,10 @@ def _animate(args: argparse.Namespace) -> int:
         # 4. animate every frame in order. Relative motion of a frame depends only on that frame and the
         # calibration frame, so animating all frames forwards after calibrating on the best frame gives the
         # same result as the original demo's split into a backward and a forward pass from that frame.
-        animator = fomm.Animator(
-            loaded.model, fomm.AnimationOptions(relative=relative, adapt_movement_scale=args.adapt_scale)
-        )
+        options = fomm.AnimationOptions(relative=relative, adapt_movement_scale=args.adapt_scale)
+        animator: Any = fomm.Animator(loaded.model, options)
+        if args.backend == "trt":
+            animator = _engine_animator(args, loaded.model, device, options, size)
         animator.set_source(to_tensor(source, device=device))
         frames_iter = iter(driving)
         with _about("--driving"):
@@ -633,6 +649,21 @@ def _animate(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _engine_animator(args: argparse.Namespace, model: fomm.Fomm, device: torch.device, options: Any, size: int) -> Any:
+    """``--backend trt``: the per-frame graphs as TensorRT engines (built into the engine cache on first use)."""
+    from engines.backend import EngineAnimator, TrtBackend
+    from engines.errors import EngineError
+
+    if args.onnx_dir is None:
+        raise CliError("--backend trt needs --onnx-dir DIR, the folder of the exported graphs (python -m export)")
+    if size != model.config.image_size:
+        raise CliError(f"--backend trt runs the exported size {model.config.image_size}; drop --size {size}")
+    try:
+        return EngineAnimator(TrtBackend(model, args.onnx_dir, device, args.precision), options)
+    except EngineError as exc:
+        raise CliError(f"--backend trt: {exc}") from None
+
+
 def _rate_text(rate: Fraction | float) -> str:
     if isinstance(rate, Fraction) and rate.denominator != 1:
         return f"{rate.numerator}/{rate.denominator} (~{float(rate):.3f})"
@@ -665,6 +696,15 @@ def _info(args: argparse.Namespace) -> int:
     fits = matching_presets({s: net.state_dict() for s, net in nets.items()})
     lines.append(f"fits presets: {', '.join(fits) if fits else 'none'}")
     print("\n".join(lines))
+    return EXIT_OK
+
+
+def _doctor(args: argparse.Namespace) -> int:
+    from engines.doctor import diagnose
+
+    lines = diagnose(run_self_check=not args.no_self_check)
+    width = max(len(label) for label, _ in lines)
+    print("\n".join(f"{label + ':':<{width + 1}} {value}" for label, value in lines))
     return EXIT_OK
 
 

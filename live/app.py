@@ -86,6 +86,18 @@ def load_backend(config: LiveConfig) -> tuple[InferenceBackend, str, bool]:
     if problem is not None:
         raise LiveError(f"--device {config.device!r} {problem}")
     device = torch.device(config.device)
+    if config.backend == "trt":
+        from engines.engine import require_cuda
+        from engines.errors import EngineError
+        from engines.trt import load_tensorrt
+
+        try:
+            load_tensorrt()  # first: "TensorRT is missing" says what to install
+            require_cuda()
+        except EngineError as exc:
+            raise LiveError(f"--backend trt: {exc}") from None
+        if device.type == "cpu":
+            device = torch.device("cuda")
     model_config = None
     if config.model_config is not None:
         path = Path(config.model_config)
@@ -102,6 +114,17 @@ def load_backend(config: LiveConfig) -> tuple[InferenceBackend, str, bool]:
         loaded = fomm.load_checkpoint(checkpoint, model_config, device="cpu")
         model, untrained = loaded.model, False
         described = f"{loaded.config.name} from {checkpoint}"
+    if config.backend == "trt":
+        from engines.backend import TrtBackend
+        from engines.errors import EngineError
+
+        if config.onnx_dir is None:
+            raise LiveError("--backend trt needs --onnx-dir DIR, the folder of the exported graphs (python -m export)")
+        precision = "fp16" if config.dtype == "fp16" else "fp32"
+        try:
+            return TrtBackend(model, config.onnx_dir, device, precision), described, untrained
+        except EngineError as exc:
+            raise LiveError(f"--backend trt: {exc}") from None
     return TorchBackend(model, device, config.dtype), described, untrained
 
 

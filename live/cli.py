@@ -90,6 +90,8 @@ def build_parser(prog: str | None = None) -> argparse.ArgumentParser:
     mdl.add_argument("--config", dest="model_config", metavar="PRESET_OR_YAML", help="config of a .pth.tar file")
     mdl.add_argument("--device", help="cpu, cuda or cuda:N (default cpu)")
     mdl.add_argument("--dtype", choices=("fp32", "fp16", "bf16"), help="precision (fp16: CUDA only; default fp32)")
+    mdl.add_argument("--backend", choices=("torch", "trt"), default="torch", help="inference backend (torch)")
+    mdl.add_argument("--onnx-dir", type=Path, metavar="DIR", help="--backend trt: folder of the exported graphs")
     mot = p.add_argument_group("motion")
     mode = mot.add_mutually_exclusive_group()
     mode.add_argument(
@@ -154,6 +156,8 @@ def _config(args: argparse.Namespace) -> Any:
         model_config=merged.config,
         device=merged.device or "cpu",
         dtype=args.dtype or "fp32",
+        backend=args.backend,
+        onnx_dir=args.onnx_dir,
         relative=True if merged.relative is None else merged.relative,
         adapt_scale=True if merged.adapt_scale is None else merged.adapt_scale,
         filter_strength=0.3 if args.filter is None else args.filter,

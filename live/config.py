@@ -11,6 +11,7 @@ DTYPES = ("fp32", "fp16", "bf16")
 FITS = ("letterbox", "scale", "crop")
 #: Where the recording goes when nothing else can show the avatar (no display, no --vcam).
 FALLBACK_OUTPUT = Path("fomm-live-output.mp4")
+BACKENDS = ("torch", "trt")
 
 
 class LiveConfigError(ValueError):
@@ -35,6 +36,8 @@ class LiveConfig:
             a checkpoint, an untrained network of this config (for speed measurements).
         device: ``cpu``, ``cuda``, ``cuda:N``.
         dtype: ``fp32``, ``fp16`` or ``bf16`` (autocast; CUDA only for fp16).
+        backend: ``torch`` or ``trt`` (TensorRT engines built from the ONNX graphs in ``onnx_dir``; CUDA).
+        onnx_dir: folder of the exported graphs for ``trt``.
         relative: relative motion transfer (default) or absolute.
         adapt_scale: scale relative motion by the keypoint hulls' size ratio.
         filter_strength: One-Euro smoothing of the driving keypoints, 0 (off) to 1 (strong).
@@ -62,6 +65,8 @@ class LiveConfig:
     model_config: str | None = None
     device: str = "cpu"
     dtype: str = "fp32"
+    backend: str = "torch"
+    onnx_dir: Path | None = None
     relative: bool = True
     adapt_scale: bool = True
     filter_strength: float = 0.3
@@ -84,6 +89,8 @@ class LiveConfig:
     def __post_init__(self) -> None:
         if self.dtype not in DTYPES:
             raise LiveConfigError(f"dtype {self.dtype!r} is not one of {', '.join(DTYPES)}")
+        if self.backend not in BACKENDS:
+            raise LiveConfigError(f"backend {self.backend!r} is not one of {', '.join(BACKENDS)}")
         if not 0.0 <= self.filter_strength <= 1.0:
             raise LiveConfigError(f"filter strength {self.filter_strength!r} must be between 0 and 1")
         if self.vcam_fit not in FITS:

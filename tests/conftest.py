@@ -16,13 +16,10 @@ OFFICIAL = Path(os.environ.get("FOMM_FIXTURES", REPO.parent / "shared" / "fixtur
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     no_cuda = pytest.mark.skip(reason="needs a CUDA GPU (none visible to torch)")
-    try:
-        import tensorrt  # noqa: F401
+    import importlib.util
 
-        has_trt = True
-    except ImportError:
-        has_trt = False
-    no_trt = pytest.mark.skip(reason="needs TensorRT (pip install tensorrt on a CUDA machine)")
+    has_trt = any(importlib.util.find_spec(name) for name in ("tensorrt", "tensorrt_rtx"))  # either flavour
+    no_trt = pytest.mark.skip(reason="needs TensorRT (pip install -e .[trt], or tensorrt, on a CUDA machine)")
     for item in items:
         if "gpu" in item.keywords and not torch.cuda.is_available():
             item.add_marker(no_cuda)

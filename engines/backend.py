@@ -1,0 +1,170 @@
+"""The TensorRT backend: the per-frame graphs (``keypoints``, ``animate``) as TensorRT engines.
+
+The avatar's encoding (``set_source``, once per avatar) runs in PyTorch on the same GPU; motion transfer stays
+in torch in the pipeline, as with every backend. Engines come from :class:`engines.cache.EngineCache` (built
+from the exported ONNX graphs on first use, rebuilt when stale) and run on torch-owned buffers on torch's
+current stream, optionally replayed from CUDA graphs.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import torch
+
+import fomm
+from engines.errors import EngineError
+
+__all__ = ["GRAPHS", "EngineAnimator", "TrtBackend"]
+
+logger = logging.getLogger(__name__)
+
+GRAPHS = ("keypoints", "animate")
+"""Exported graphs the backend runs (``<onnx_dir>/<name>.onnx``, names and I/O as in ``export.specs``)."""
+
+
+class TrtBackend:
+    """TensorRT engines for the per-frame work.
+
+    Args:
+        model: the networks (used for ``set_source`` and moved to ``device``).
+        onnx_dir: folder of the exported ``keypoints.onnx`` and ``animate.onnx`` (``standard`` warp).
+        device: a CUDA device.
+        precision: ``fp32`` or ``fp16`` engines (FP32 inputs and outputs either way).
+        cache_dir: engine cache folder (default: :func:`engines.cache.default_cache_dir`).
+        cuda_graph: replay each engine from a CUDA graph after the first frame.
+
+    It satisfies ``live.backends.InferenceBackend`` (``set_source``, ``keypoints``, ``generate``).
+
+    Raises:
+        EngineError: one line saying what is missing (TensorRT, a GPU, the ONNX files) or what is wrong.
+    """
+
+    def __init__(
+        self,
+        model: fomm.Fomm,
+        onnx_dir: str | Path,
+        device: torch.device | str = "cuda",
+        precision: str = "fp32",
+        *,
+        cache_dir: str | Path | None = None,
+        cuda_graph: bool = False,
+    ) -> None:
+        self._open(model, Path(onnx_dir), torch.device(device), precision, cache_dir, cuda_graph)
+
+    def _open(
+        self,
+        model: fomm.Fomm,
+        onnx_dir: Path,
+        device: torch.device,
+        precision: str,
+        cache_dir: str | Path | None,
+        cuda_graph: bool,
+    ) -> None:
+        from engines.build import EngineConfig
+        from engines.cache import EngineCache
+        from engines.engine import Engine, check_gpu_supported, require_cuda
+        from engines.spec import GraphSpec
+        from engines.trt import load_tensorrt
+
+        trt = load_tensorrt()  # first: "TensorRT is not installed" is the most useful message
+        require_cuda()
+        if device.type != "cuda":
+            raise EngineError(f"--backend trt runs on a CUDA device, not {device}; use --device cuda")
+        check_gpu_supported(trt, torch.cuda.get_device_name(device), torch.cuda.get_device_capability(device))
+        missing = [name for name in GRAPHS if not (onnx_dir / f"{name}.onnx").is_file()]
+        if missing:
+            raise EngineError(
+                f"--onnx-dir {str(onnx_dir)!r} has no {', '.join(f'{m}.onnx' for m in missing)}; export the model "
+                "first (python -m export --checkpoint ... --out DIR) and pass that folder"
+            )
+        cache = EngineCache(cache_dir, trt)
+        config = EngineConfig(precision=precision)
+        self.engines = {}
+        for name in GRAPHS:
+            path = onnx_dir / f"{name}.onnx"
+            spec = GraphSpec.from_onnx(path, name)
+            self.engines[name] = Engine(cache.get_or_build(path, spec, config), spec, trt=trt, device=device)
+        self.device = device
+        self.model = model.to(device).eval()
+        self.image_size = model.config.image_size
+        self.name = f"trt-{trt.flavour}-{precision}"
+        self._cuda_graph = cuda_graph
+        self._source_feed: dict[str, torch.Tensor] | None = None
+        self._kp_source: fomm.Keypoints | None = None
+
+    def _run(self, name: str, feed: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        engine = self.engines[name]
+        out = engine(feed)
+        if self._cuda_graph and not engine.captured:
+            engine.capture()  # buffers are bound: later frames copy inputs and replay
+        return {k: v.clone() for k, v in out.items()}
+
+    @torch.inference_mode()
+    def set_source(self, source: torch.Tensor) -> fomm.Keypoints:
+        kp = self.model.kp_detector(source)
+        encoding = self.model.generator.encode_source(source)
+        self._kp_source = fomm.Keypoints(kp.value.float(), kp.jacobian.float())
+        self._source_feed = {
+            "features": encoding.features,
+            "source_small": encoding.source_small,
+            "source_kp_value": self._kp_source.value,
+            "source_kp_jacobian": self._kp_source.jacobian,
+        }
+        return self._kp_source
+
+    @torch.inference_mode()
+    def keypoints(self, image: torch.Tensor) -> fomm.Keypoints:
+        out = self._run("keypoints", {"image": image})
+        return fomm.Keypoints(out["kp_value"].float(), out["kp_jacobian"].float())
+
+    @torch.inference_mode()
+    def generate(self, kp_driving: fomm.Keypoints) -> torch.Tensor:
+        if self._source_feed is None:
+            raise EngineError("set_source() must run before generate()")
+        feed = {**self._source_feed, "driving_kp_value": kp_driving.value, "driving_kp_jacobian": kp_driving.jacobian}
+        return self._run("animate", feed)["frame"].float()
+
+
+class EngineAnimator:
+    """``fomm.Animator``'s interface (``set_source``, ``calibrate``, ``step``) over a :class:`TrtBackend`, for
+    ``fomm animate --backend trt``: motion transfer in torch, keypoints and animate as engines, frame by frame.
+    """
+
+    def __init__(self, backend: TrtBackend, options: fomm.AnimationOptions) -> None:
+        self.backend = backend
+        self.options = options
+        self.kp_source: fomm.Keypoints | None = None
+        self.calibration: fomm.Calibration | None = None
+
+    def set_source(self, source: torch.Tensor) -> fomm.Keypoints:
+        self.kp_source = self.backend.set_source(source)
+        self.calibration = None
+        return self.kp_source
+
+    def calibrate(self, initial: torch.Tensor | fomm.Keypoints) -> fomm.Calibration:
+        from fomm.keypoints import calibrate
+
+        if self.kp_source is None:
+            raise EngineError("set_source() must run before calibrate()")
+        kp = initial if isinstance(initial, fomm.Keypoints) else self.backend.keypoints(initial)
+        adapt = self.options.adapt_movement_scale
+        self.calibration = calibrate(self.kp_source, kp.index(0), adapt_movement_scale=adapt)
+        return self.calibration
+
+    @torch.inference_mode()
+    def step(self, driving: torch.Tensor) -> torch.Tensor:
+        """``(N, 3, S, S)`` driving frames -> ``(N, 3, S, S)`` predictions (one engine run per frame)."""
+        from fomm.keypoints import transfer_motion
+
+        frames = []
+        for frame in driving.split(1):
+            kp = self.backend.keypoints(frame)
+            if self.options.relative and self.calibration is None:
+                self.calibrate(kp)
+            kp = transfer_motion(
+                kp, self.calibration, relative=self.options.relative, relative_jacobian=self.options.relative_jacobian
+            )
+            frames.append(self.backend.generate(kp))
+        return torch.cat(frames)

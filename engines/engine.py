@@ -1,0 +1,155 @@
+"""Run a TensorRT engine on torch-owned CUDA buffers and torch's current stream (no pycuda).
+
+:class:`Engine` deserialises an engine, allocates every input and output as a torch tensor named as in its
+:class:`~engines.spec.GraphSpec`, binds them with ``set_tensor_address`` and runs ``execute_async_v3`` on
+``torch.cuda.current_stream()``. :meth:`Engine.capture` records the run in a CUDA graph; later calls replay it.
+Outputs are read by name.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from engines.errors import EngineError
+from engines.spec import GraphSpec
+from engines.trt import TensorRT, load_tensorrt
+
+__all__ = ["RTX_SUPPORTED_CAPABILITIES", "Engine", "check_gpu_supported", "require_cuda"]
+
+logger = logging.getLogger(__name__)
+
+RTX_SUPPORTED_CAPABILITIES = ((7, 5), (8, 0), (8, 6), (8, 9), (12, 0), (12, 1))
+"""Compute capabilities TensorRT-RTX 1.7 runs on (RTX GPUs: Turing, Ampere, Ada, Blackwell)."""
+
+
+def require_cuda() -> None:
+    """:class:`EngineError` unless torch sees a CUDA GPU (TensorRT deserialises and runs engines only there)."""
+    if not torch.cuda.is_available():
+        raise EngineError(
+            "running a TensorRT engine needs a CUDA GPU and none is visible to torch "
+            "(install a CUDA build of torch on a GPU machine, or use --backend torch)"
+        )
+
+
+def check_gpu_supported(trt: TensorRT, name: str, capability: tuple[int, int]) -> None:
+    """:class:`EngineError` when the flavour cannot run on this GPU (TensorRT-RTX: RTX GPUs only)."""
+    if trt.is_rtx and tuple(capability) not in RTX_SUPPORTED_CAPABILITIES:
+        supported = ", ".join(f"{a}.{b}" for a, b in RTX_SUPPORTED_CAPABILITIES)
+        raise EngineError(
+            f"{name} (compute capability {capability[0]}.{capability[1]}) is not supported by {trt.label} "
+            f"(it runs on {supported}); install standard TensorRT for this GPU: pip install tensorrt"
+        )
+
+
+_TORCH_DTYPES = {"FLOAT": torch.float32, "HALF": torch.float16, "BF16": torch.bfloat16, "INT32": torch.int32}
+_TORCH_DTYPES |= {"INT64": torch.int64, "BOOL": torch.bool, "UINT8": torch.uint8, "INT8": torch.int8}
+
+
+def _torch_dtype(trt_dtype: Any) -> torch.dtype:
+    name = str(trt_dtype).rsplit(".", 1)[-1]
+    if name not in _TORCH_DTYPES:
+        raise EngineError(f"engine tensor type {name} has no torch equivalent here")
+    return _TORCH_DTYPES[name]
+
+
+class Engine:
+    """A deserialised engine with its I/O buffers.
+
+    Args:
+        path: the engine file (from :class:`engines.cache.EngineCache`).
+        spec: its graph's I/O; the engine must have exactly these names.
+        batch: batch size of the buffers (graphs with a dynamic batch axis; 1 otherwise).
+        trt: the TensorRT flavour (the installed one by default).
+        device: the CUDA device (torch's current one by default).
+
+    Raises:
+        EngineError: no CUDA GPU, a GPU the flavour does not support, or an engine file that does not
+            deserialise or does not have the spec's tensors.
+    """
+
+    def __init__(
+        self,
+        path: str | Path,
+        spec: GraphSpec,
+        *,
+        batch: int = 1,
+        trt: TensorRT | None = None,
+        device: torch.device | str | None = None,
+    ) -> None:
+        self.trt = trt or load_tensorrt()
+        require_cuda()
+        self.device = torch.device(device) if device is not None else torch.device("cuda", torch.cuda.current_device())
+        check_gpu_supported(
+            self.trt, torch.cuda.get_device_name(self.device), torch.cuda.get_device_capability(self.device)
+        )
+        self.path = Path(path)
+        self.spec = spec
+        module = self.trt.module
+        self._runtime = module.Runtime(self.trt.logger("WARNING"))
+        with torch.cuda.device(self.device):
+            self.engine = self._runtime.deserialize_cuda_engine(self.path.read_bytes())
+            if self.engine is None:
+                raise EngineError(
+                    f"{self.trt.label} could not deserialise {str(self.path)!r} (corrupt, or built by another "
+                    "TensorRT version or for another GPU); delete it and let it rebuild"
+                )
+            self.context = self.engine.create_execution_context()
+        names = {self.engine.get_tensor_name(i) for i in range(self.engine.num_io_tensors)}
+        expected = {t.name for t in (*spec.inputs, *spec.outputs)}
+        if names != expected:
+            raise EngineError(f"engine {str(self.path)!r} has tensors {sorted(names)}, spec expects {sorted(expected)}")
+        self.buffers: dict[str, torch.Tensor] = {}
+        for tensor in spec.inputs:
+            self.context.set_input_shape(tensor.name, tensor.with_batch(batch))
+        for tensor in (*spec.inputs, *spec.outputs):
+            shape = tuple(self.context.get_tensor_shape(tensor.name))
+            dtype = _torch_dtype(self.engine.get_tensor_dtype(tensor.name))
+            self.buffers[tensor.name] = torch.empty(shape, dtype=dtype, device=self.device)
+            self.context.set_tensor_address(tensor.name, self.buffers[tensor.name].data_ptr())
+        self._graph: torch.cuda.CUDAGraph | None = None
+
+    def _execute(self) -> None:
+        stream = torch.cuda.current_stream(self.device).cuda_stream
+        if not self.context.execute_async_v3(stream):
+            raise EngineError(f"{self.trt.label} failed to run {self.path.name} (see the log)")
+
+    def capture(self) -> None:
+        """Record the engine's run in a CUDA graph (after one plain run, as TensorRT requires); later
+        :meth:`__call__` copies inputs and replays it."""
+        self._execute()
+        torch.cuda.synchronize(self.device)
+        graph = torch.cuda.CUDAGraph()
+        with torch.cuda.graph(graph):
+            self._execute()
+        self._graph = graph
+
+    @property
+    def captured(self) -> bool:
+        return self._graph is not None
+
+    def __call__(self, feed: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        """Copy ``feed`` (by name) into the input buffers, run, and return the output buffers by name.
+
+        The returned tensors are the engine's buffers: the next call overwrites them (clone to keep).
+        """
+        missing = [t.name for t in self.spec.inputs if t.name not in feed]
+        if missing:
+            raise EngineError(f"engine {self.spec.name!r}: missing inputs {missing}")
+        for tensor in self.spec.inputs:
+            self.buffers[tensor.name].copy_(feed[tensor.name])
+        if self._graph is not None:
+            self._graph.replay()
+        else:
+            self._execute()
+        return {t.name: self.buffers[t.name] for t in self.spec.outputs}
+
+    def inspect(self) -> str:
+        """The engine's layers as TensorRT's inspector reports them (JSON)."""
+        inspector = self.engine.create_engine_inspector()
+        inspector.execution_context = self.context
+        return str(inspector.get_engine_information(self.trt.module.LayerInformationFormat.JSON))
