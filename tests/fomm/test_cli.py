@@ -578,3 +578,19 @@ def test_short_copy_with_video_writer(tiny: list[str], tmp_path: Path) -> None:
     )
     facts = _stream_facts(out)
     assert facts["frames"] == 10 and facts["rate"] == Fraction(25)
+
+
+def test_cli_and_training_do_not_import_each_other() -> None:
+    """``import fomm.cli`` loads no training code, and ``import fomm.train.__main__`` does not load ``fomm.cli``."""
+    script = (
+        "import sys\n"
+        "import fomm.cli\n"
+        "print(sorted(m for m in sys.modules if m.startswith('fomm.train')))\n"
+        "del sys.modules['fomm.cli']\n"
+        "import fomm.train.__main__\n"
+        "print('fomm.cli' in sys.modules)\n"
+    )
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120, env=env)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert result.stdout.split("\n")[:2] == ["[]", "False"]
