@@ -15,7 +15,7 @@ import torch
 cv2 = pytest.importorskip("cv2")
 av = pytest.importorskip("av")
 
-from conftest import OFFICIAL, write_audio_only  # noqa: E402
+from conftest import write_audio_only, write_tiny_original  # noqa: E402
 
 import fomm  # noqa: E402
 from fomm.cli import main  # noqa: E402
@@ -26,16 +26,19 @@ ROOT = Path(__file__).resolve().parents[2]
 ASSETS = ROOT / "fomm" / "assets"
 AVATAR = ASSETS / "avatar.png"
 CLIP = ASSETS / "driving.mp4"
-TINY_CKPT = OFFICIAL / "tiny-jac-ac-true" / "checkpoint.pth.tar"
-TINY_YAML = OFFICIAL / "tiny-jac.yaml"
 
 
 @pytest.fixture(scope="module")
-def tiny() -> list[str]:
+def tiny_files(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    """A tiny original-format checkpoint (random weights) and its YAML, made here (no reference fixtures)."""
+    return write_tiny_original(tmp_path_factory.mktemp("tiny-original"))
+
+
+@pytest.fixture(scope="module")
+def tiny(tiny_files: tuple[Path, Path]) -> list[str]:
     """Arguments selecting the tiny original-format checkpoint (128x128 frames)."""
-    if not (TINY_CKPT.is_file() and TINY_YAML.is_file()):
-        pytest.skip(f"official tiny fixtures not found under {OFFICIAL}")
-    return ["--checkpoint", str(TINY_CKPT), "--config", str(TINY_YAML), "--size", "128"]
+    checkpoint, yaml_path = tiny_files
+    return ["--checkpoint", str(checkpoint), "--config", str(yaml_path), "--size", "128"]
 
 
 @pytest.fixture(scope="module")
@@ -341,9 +344,7 @@ def test_interrupt_leaves_no_output(
 
 def test_convert_then_info_then_animate(tiny: list[str], tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     converted = tmp_path / "tiny.safetensors"
-    assert (
-        main(["convert", "--checkpoint", str(TINY_CKPT), "--config", str(TINY_YAML), "--output", str(converted)]) == 0
-    )
+    assert main(["convert", "--checkpoint", tiny[1], "--config", tiny[3], "--output", str(converted)]) == 0
     assert converted.is_file()
     capsys.readouterr()
 
@@ -352,10 +353,10 @@ def test_convert_then_info_then_animate(tiny: list[str], tmp_path: Path, capsys:
     assert "format: safetensors" in text and "config: tiny-jac" in text and "step: 0" in text
     assert "generator: 234,327 parameters" in text and "fits presets: none" in text
 
-    assert main(["info", str(TINY_CKPT)]) == 2  # an original file that fits no preset needs its YAML
+    assert main(["info", tiny[1]]) == 2  # an original file that fits no preset needs its YAML
     assert "fits no preset" in capsys.readouterr().err
 
-    assert main(["info", str(TINY_CKPT), "--config", str(TINY_YAML)]) == 0
+    assert main(["info", tiny[1], "--config", tiny[3]]) == 0
     text = capsys.readouterr().out
     assert "format: original" in text and "config: tiny-jac (given)" in text and "fits presets: none" in text
 
@@ -394,7 +395,7 @@ def test_help_explains_align_corners(capsys: pytest.CaptureFixture[str]) -> None
 
 
 @pytest.fixture(scope="module")
-def bad_files(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+def bad_files(tmp_path_factory: pytest.TempPathFactory, tiny_files: tuple[Path, Path]) -> dict[str, Path]:
     root = tmp_path_factory.mktemp("bad")
     text = root / "notes.png"
     text.write_text("not an image")
@@ -404,8 +405,7 @@ def bad_files(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     empty_dir.mkdir()
     audio_only = write_audio_only(root / "sound.mp4")
     truncated = root / "truncated.pth.tar"
-    if TINY_CKPT.is_file():
-        truncated.write_bytes(TINY_CKPT.read_bytes()[:50_000])
+    truncated.write_bytes(tiny_files[0].read_bytes()[:50_000])
     junk_ckpt = root / "junk.pth.tar"
     junk_ckpt.write_text("hello")
     return {
@@ -494,7 +494,7 @@ def test_other_command_errors(tiny: list[str], tmp_path: Path, capsys: pytest.Ca
             [
                 "convert",
                 "--checkpoint",
-                str(TINY_CKPT),
+                tiny[1],
                 "--config",
                 "vox-256",
                 "--output",
@@ -510,7 +510,7 @@ def test_other_command_errors(tiny: list[str], tmp_path: Path, capsys: pytest.Ca
                 "--driving",
                 str(CLIP),
                 "--checkpoint",
-                str(TINY_CKPT),
+                tiny[1],
                 "--align-corners",
                 "maybe",
             ],

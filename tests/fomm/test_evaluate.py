@@ -261,10 +261,8 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def test_evaluate_command_with_the_official_tiny_checkpoint(
-    dataset: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    official: Path, dataset: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    if not (TINY_CKPT.is_file() and TINY_YAML.is_file()):
-        pytest.skip(f"official tiny fixtures not found under {OFFICIAL}")
     out = tmp_path / "eval"
     argv = ["evaluate", "--checkpoint", str(TINY_CKPT), "--config", str(TINY_YAML), "--size", "128"]
     argv += ["--data", str(dataset)]
