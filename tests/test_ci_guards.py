@@ -9,6 +9,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 REPO = Path(__file__).resolve().parents[1]
 
 
@@ -19,6 +21,7 @@ def _pytest(tmp_path: Path, **env: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(command, cwd=REPO, env=environ, capture_output=True, text=True, timeout=300)
 
 
+@pytest.mark.slow
 def test_missing_fixtures_fail_under_ci_and_skip_with_a_reason_elsewhere(tmp_path: Path) -> None:
     ci = _pytest(tmp_path, CI="true")
     assert ci.returncode == 1, ci.stdout[-2000:]

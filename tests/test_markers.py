@@ -7,9 +7,12 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 REPO = Path(__file__).resolve().parents[1]
 
 
+@pytest.mark.slow
 def test_gpu_and_camera_tests_skip_with_a_reason_without_the_hardware() -> None:
     environ = {k: v for k, v in os.environ.items() if k not in ("FOMM_TEST_CAMERA", "CI")}
     environ.update(CUDA_VISIBLE_DEVICES="", PYTHONPATH=str(REPO))

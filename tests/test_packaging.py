@@ -25,6 +25,7 @@ def test_build_requires_a_setuptools_that_knows_licence_expressions() -> None:
     assert (REPO / "LICENSE").read_text().startswith("MIT License")
 
 
+@pytest.mark.slow
 def test_wheel_ships_licences_and_the_face_detector(tmp_path: Path) -> None:
     pytest.importorskip("setuptools", minversion="77")
     source = tmp_path / "src"

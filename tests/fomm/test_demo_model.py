@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 
 import fomm
 from fomm.media.assets import DEFAULT_AVATAR, DEFAULT_DRIVING, DEMO_MODEL
@@ -16,6 +17,7 @@ def test_demo_model_is_bundled_and_small() -> None:
     assert loaded.config == fomm.preset("demo-256") and loaded.step > 0
 
 
+@pytest.mark.slow
 def test_avatar_follows_the_driver() -> None:
     """Faces found in the driving frames and in the animated avatar move together (x, y, size)."""
     from fomm.media.faces import default_detector

@@ -372,6 +372,7 @@ def test_auto_without_weights_says_how_to_get_them(tmp_path, monkeypatch):
 # --- trainer ----------------------------------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_tiny_model_learns(tmp_path, make_tiny):
     out = tmp_path / "run"
     run(make_tiny, out, train_config(max_steps=40, image_every=20))
@@ -415,6 +416,7 @@ def test_resume_continues_exactly(tmp_path, make_tiny):
     assert reference_log[-1]["lr"] == pytest.approx(2e-5)
 
 
+@pytest.mark.slow
 def test_resume_with_worker_processes_continues_exactly(tmp_path, make_tiny):
     """Random items (global torch/numpy RNG in the data set) are the same with 0 or 2 workers and after a resume
     mid-epoch with workers: the resumed model equals the uninterrupted one bit for bit."""

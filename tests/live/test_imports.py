@@ -7,6 +7,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 REPO = Path(__file__).resolve().parents[2]
 
 SCRIPT = r"""
@@ -41,6 +43,7 @@ print(json.dumps(seen))
 """
 
 
+@pytest.mark.slow
 def test_live_tool_imports_no_training_code(tmp_path: Path) -> None:
     result = subprocess.run(
         [sys.executable, "-c", SCRIPT, str(tmp_path)],
