@@ -16,13 +16,13 @@ import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from fractions import Fraction
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, NoReturn
+from typing import TYPE_CHECKING, Any
 
 import fomm
+from fomm.cli_errors import CliError, RaisingParser
 from fomm.config import ConfigError, FommConfig
 from fomm.media.assets import DEFAULT_AVATAR, DEFAULT_DRIVING, DEMO_MODEL
 from fomm.media.errors import MediaError
-from fomm.train.names import LANDMARK_CHOICES, DatasetError
 
 if TYPE_CHECKING:
     import numpy as np
@@ -40,17 +40,6 @@ EXIT_FAILURE = 1
 EXIT_USAGE = 2
 EXIT_INTERRUPTED = 130
 DEFAULT_PRESET = "vox-256"
-
-
-class CliError(Exception):
-    """A user error: reported as one ``<prog>: error: ...`` line, exit status 2 (all entry points)."""
-
-
-class RaisingParser(argparse.ArgumentParser):
-    """An ``ArgumentParser`` whose errors raise :class:`CliError` (the entry point prints one line)."""
-
-    def error(self, message: str) -> NoReturn:
-        raise CliError(message)
 
 
 # --- argument types -------------------------------------------------------------------------------------------
@@ -313,6 +302,8 @@ def _prepare(args: argparse.Namespace) -> int:
 
 
 def _add_evaluate(commands: Any) -> None:
+    from fomm.train.names import LANDMARK_CHOICES  # torch-free; loaded only when the parser is built
+
     parser = commands.add_parser(
         "evaluate",
         help="measure video reconstruction (L1, AKD, AED) on test videos",
@@ -722,6 +713,13 @@ def _error_line(message: object) -> str:
     return f"fomm: error: {text}"
 
 
+def _is_dataset_error(exc: BaseException) -> bool:
+    """Whether ``exc`` is a ``fomm.train.data.DatasetError`` (only the subcommands that use training code can
+    raise one, and they have imported that module; ``fomm.cli`` itself never imports ``fomm.train``)."""
+    data = sys.modules.get("fomm.train.data")
+    return data is not None and isinstance(exc, data.DatasetError)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the ``fomm`` command with ``argv`` (default ``sys.argv[1:]``); returns the exit status."""
     parser = build_parser()
@@ -746,7 +744,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     except CliError as exc:
         print(_error_line(exc), file=sys.stderr)
         return EXIT_USAGE
-    except (*_library_errors(), DatasetError) as exc:
+    except _library_errors() as exc:
+        print(_error_line(exc), file=sys.stderr)
+        return EXIT_USAGE
+    except ValueError as exc:
+        if not _is_dataset_error(exc):
+            raise
         print(_error_line(exc), file=sys.stderr)
         return EXIT_USAGE
     except KeyboardInterrupt:

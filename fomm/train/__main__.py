@@ -4,14 +4,14 @@ Examples::
 
     python -m fomm.train --data data/vox --out runs/vox --config vox-256 --device cuda
     python -m fomm.train --data data/vox --out runs/tiny --preset tiny-256 --batch-size 4 --max-steps 1000
-    python -m fomm.train --data data/vox --out runs/vox --resume runs/vox/checkpoint.safetensors
+    python -m fomm.train --resume runs/vox/checkpoint.safetensors --max-steps 20000
     torchrun --nproc_per_node 4 -m fomm.train --data data/vox --out runs/vox --config vox-adv-256.yaml
 
 ``--config`` takes a preset name or an original YAML file (model *and* ``train_params``); without a YAML
 the training parameters are the original ``vox-256.yaml``'s, changed by the flags given. ``--resume`` alone
-continues with the run's own model and settings (``train_config.json`` beside the checkpoint); flags still
-change them (e.g. a larger ``--max-steps``). User errors print
-one line ``fomm.train: error: ...`` and exit with 2.
+continues with the run's own model, settings and data (``train_config.json`` and ``run.json`` beside the
+checkpoint) in the checkpoint's folder; flags still change them (e.g. a larger ``--max-steps``). User errors
+print one line ``fomm.train: error: ...`` and exit with 2.
 """
 
 from __future__ import annotations
@@ -29,7 +29,7 @@ from typing import Any
 import torch
 
 from ..checkpoint import CheckpointError, load_checkpoint
-from ..cli import CliError, RaisingParser
+from ..cli_errors import CliError, RaisingParser
 from ..config import ConfigError, FommConfig, load_yaml_config, preset
 from ..model import build_fomm
 from .losses import FeatureNetworkError
@@ -43,6 +43,8 @@ PROG = "fomm.train"
 EXIT_USAGE = 2
 EXIT_INTERRUPTED = 130
 DEFAULT_PRESET = "vox-256"
+#: The run's data set (``{"data": ROOT, "id_sampling": bool}``), beside its checkpoint.
+RUN_RECORD = "run.json"
 
 
 def _int_at_least(low: int) -> Any:
@@ -70,8 +72,12 @@ def _non_negative_float(text: str) -> float:
 
 def build_parser() -> argparse.ArgumentParser:
     parser = RaisingParser(prog=f"python -m {PROG}", description="Train the First Order Motion Model.")
-    parser.add_argument("--data", required=True, type=Path, help="data set root (holds train/<video>...)")
-    parser.add_argument("--out", required=True, type=Path, help="run folder: logs, images, checkpoints")
+    parser.add_argument(
+        "--data", type=Path, help="data set root (holds train/<video>...); with --resume: the run's by default"
+    )
+    parser.add_argument(
+        "--out", type=Path, help="run folder: logs, images, checkpoints; with --resume: the checkpoint's folder"
+    )
     model = parser.add_mutually_exclusive_group()
     model.add_argument(
         "--config", help=f"preset name or original YAML (model + train_params); default {DEFAULT_PRESET}"
@@ -117,6 +123,39 @@ def _resume_path(args: argparse.Namespace) -> Path | None:
     if args.resume is None:
         return None
     return args.resume / CHECKPOINT_NAME if args.resume.is_dir() else args.resume
+
+
+def _run_paths(args: argparse.Namespace) -> None:
+    """Fill ``args.data`` / ``args.out`` of a resumed run from the run itself (``run.json`` beside its checkpoint,
+    the checkpoint's folder); without ``--resume`` both are required."""
+    resume = _resume_path(args)
+    if resume is None:
+        missing = [flag for flag in ("--data", "--out") if getattr(args, flag[2:]) is None]
+        if missing:
+            raise CliError(f"{' and '.join(missing)} required (or --resume CHECKPOINT to continue a run)")
+        return
+    if not resume.is_file():
+        raise CliError(f"--resume {str(args.resume)!r} does not exist (expected a run's {CHECKPOINT_NAME} or folder)")
+    if args.out is None:
+        args.out = resume.parent
+    if args.data is not None:
+        return
+    record_path = resume.parent / RUN_RECORD
+    try:
+        record = json.loads(record_path.read_text())
+        args.data = Path(record["data"])
+        args.id_sampling = args.id_sampling or bool(record.get("id_sampling", False))
+    except FileNotFoundError:
+        raise CliError(f"--data is needed: no {RUN_RECORD} names the run's data set ({str(record_path)!r})") from None
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise CliError(f"--data is needed: cannot read the run's data set from {str(record_path)!r}: {exc}") from None
+
+
+def _write_run_record(args: argparse.Namespace) -> None:
+    """``run.json`` in the run folder: the data set, so that ``--resume`` alone can continue the run."""
+    args.out.mkdir(parents=True, exist_ok=True)
+    record = {"data": str(args.data.resolve()), "id_sampling": bool(args.id_sampling)}
+    (args.out / RUN_RECORD).write_text(json.dumps(record, indent=2) + "\n")
 
 
 def _model_config(args: argparse.Namespace) -> tuple[FommConfig, Path | None]:
@@ -202,6 +241,7 @@ def _user_errors() -> tuple[type[BaseException], ...]:
 
 
 def run(args: argparse.Namespace) -> int:
+    _run_paths(args)
     model_config, yaml_path = _model_config(args)
     if args.image_size is not None:
         model_config = model_config.with_image_size(args.image_size)
@@ -228,6 +268,8 @@ def run(args: argparse.Namespace) -> int:
     with Trainer(model, train_config, dataset, args.out) as trainer:
         if args.resume is not None:
             trainer.resume(args.resume)
+        if trainer.is_main:
+            _write_run_record(args)
         try:
             trainer.train()
         except KeyboardInterrupt:

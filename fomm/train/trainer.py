@@ -22,9 +22,9 @@ Learning rates drop by 10 at each epoch milestone (``MultiStepLR``). Files in ``
 
 Data order is derived from ``seed + epoch`` (a :class:`~torch.utils.data.DistributedSampler`, also with one
 process), and the random transforms from ``(seed, rank, step)``, so a resumed run sees the same batches and
-transforms as an uninterrupted one. Randomness inside the data set (augmentation) is reproduced exactly with
-``num_workers=0`` (the global RNG states are saved); with worker processes, per-epoch worker seeds are fixed
-but a run resumed mid-epoch hands items to workers differently.
+transforms as an uninterrupted one. Randomness inside the data set (pair sampling, augmentation) comes from the
+global RNGs (torch, numpy, ``random``), which are seeded for each item from ``(seed, rank, epoch, position in the
+epoch)`` and restored afterwards: the items are the same with any ``num_workers`` and after a resume mid-epoch.
 
 Distributed: launched by ``torchrun`` (``RANK``/``WORLD_SIZE`` set), the trainer joins the process group
 (NCCL on CUDA, Gloo on CPU), wraps the networks in ``DistributedDataParallel``, converts BatchNorm to
@@ -338,8 +338,35 @@ class _Repeated(Dataset[Any]):
         return self.dataset[index % self.base]
 
 
+class _SeededItems(Dataset[Any]):
+    """Items by ``(index, seed)``: item ``index`` of ``dataset`` drawn with the global RNGs (torch, numpy,
+    ``random``) seeded by ``seed`` and restored afterwards, so that its randomness does not depend on which
+    process loads it or on what that process loaded before."""
+
+    def __init__(self, dataset: Dataset[Any]) -> None:
+        self.dataset = dataset
+
+    def __len__(self) -> int:
+        return len(self.dataset)  # type: ignore[arg-type]
+
+    def __getitem__(self, key: tuple[int, int]) -> Any:
+        index, seed = key
+        python_state, numpy_state = random.getstate(), np.random.get_state()
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(seed)
+            random.seed(seed)
+            np.random.seed(seed % 2**32)
+            try:
+                return self.dataset[index]
+            finally:
+                random.setstate(python_state)
+                np.random.set_state(numpy_state)
+
+
 class _ResumableSampler(DistributedSampler):
-    """A :class:`DistributedSampler` (order from ``seed + epoch``) that can start mid-epoch."""
+    """A :class:`DistributedSampler` (order from ``seed + epoch``) that can start mid-epoch; it yields
+    ``(index, item_seed)`` for :class:`_SeededItems`, the seed a function of the run's seed, the rank, the epoch
+    and the position in the epoch."""
 
     def __init__(self, dataset: Dataset[Any], *, num_replicas: int, rank: int, seed: int) -> None:
         super().__init__(dataset, num_replicas=num_replicas, rank=rank, shuffle=True, seed=seed, drop_last=True)
@@ -349,9 +376,14 @@ class _ResumableSampler(DistributedSampler):
         """Skip the first ``start`` indices of this process's share of the epoch."""
         self.start = start
 
-    def __iter__(self) -> Iterator[int]:
+    def item_seed(self, position: int) -> int:
+        """The RNG seed of the item at ``position`` of this process's share of the current epoch."""
+        key = ((self.seed * 1_000_003 + self.rank) * 1_000_033 + self.epoch) * 1_000_000_007 + position
+        return key % (2**63 - 1)
+
+    def __iter__(self) -> Iterator[tuple[int, int]]:  # type: ignore[override]
         indices = list(super().__iter__())
-        return iter(indices[self.start :])
+        return iter([(index, self.item_seed(p)) for p, index in enumerate(indices) if p >= self.start])
 
     def __len__(self) -> int:
         return max(0, self.num_samples - self.start)
@@ -628,7 +660,7 @@ class Trainer:
             )
         self._loader_generator = torch.Generator()
         self.loader = DataLoader(
-            repeated,
+            _SeededItems(repeated),
             batch_size=config.batch_size,
             sampler=self.sampler,
             num_workers=config.num_workers,

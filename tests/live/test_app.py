@@ -13,7 +13,6 @@ import pytest
 from vcam_backend import RecordingBackend
 
 from fomm.media.assets import DEFAULT_DRIVING
-from fomm.media.faces import find_yunet_model
 from fomm.media.video import VideoWriter, open_frames
 from live.app import run
 from live.config import LiveConfig
@@ -23,14 +22,6 @@ from live.types import View
 av = pytest.importorskip("av")
 pyvirtualcam = pytest.importorskip("pyvirtualcam", reason="pyvirtualcam is not installed (pip install -e '.[live]')")
 encode_fourcc = pyvirtualcam.util.encode_fourcc
-
-
-@pytest.fixture(autouse=True)
-def _needs_yunet() -> None:
-    try:
-        find_yunet_model()
-    except Exception as exc:
-        pytest.skip(f"face detector missing: {exc}")
 
 
 @pytest.fixture

@@ -12,22 +12,10 @@ import pytest
 
 cv2 = pytest.importorskip("cv2")
 
-from fomm.media import MediaError, find_yunet_model, open_frames  # noqa: E402
+from fomm.media import open_frames  # noqa: E402
 from fomm.media.assets import DEFAULT_AVATAR, DEFAULT_DRIVING  # noqa: E402
 from fomm.media.faces import default_detector  # noqa: E402
 from live.crop import CropConfig, FaceFramer, Framing  # noqa: E402
-
-
-def _yunet_missing() -> str | None:
-    try:
-        find_yunet_model()
-    except MediaError as exc:
-        return str(exc)
-    return None
-
-
-_MISSING = _yunet_missing()
-needs_yunet = pytest.mark.skipif(_MISSING is not None, reason=f"YuNet face detector model not available ({_MISSING})")
 
 CANVAS = (480, 640)  # camera-like frame (h, w)
 FACE_SIDE = 384  # the 256x256 driving frames are scaled to this and pasted into the canvas
@@ -145,7 +133,6 @@ def test_rejects_non_bgr_images() -> None:
 # --- real frames, YuNet -------------------------------------------------------------------------------------------
 
 
-@needs_yunet
 def test_real_frames_crop_is_face_centred(driving_bgr: list[np.ndarray]) -> None:
     framer = FaceFramer(CropConfig())
     for index, face in enumerate(driving_bgr[:12]):
@@ -162,7 +149,6 @@ def test_real_frames_crop_is_face_centred(driving_bgr: list[np.ndarray]) -> None
     assert 0.8 * FACE_SIDE < framing.box[2] < 1.25 * FACE_SIDE
 
 
-@needs_yunet
 def test_still_face_gives_a_still_box(driving_bgr: list[np.ndarray]) -> None:
     rng = np.random.default_rng(0)
     frame = camera_frame(driving_bgr[0], 150, 40)
@@ -174,7 +160,6 @@ def test_still_face_gives_a_still_box(driving_bgr: list[np.ndarray]) -> None:
     assert all(box == boxes[2] for box in boxes[2:]), boxes
 
 
-@needs_yunet
 def test_detector_runs_every_n_frames_while_tracking(driving_bgr: list[np.ndarray]) -> None:
     counting = Counting(default_detector())
     framer = FaceFramer(CropConfig(detect_every=5), detector=counting)
@@ -183,7 +168,6 @@ def test_detector_runs_every_n_frames_while_tracking(driving_bgr: list[np.ndarra
     assert [i for i, d in enumerate(detected) if d] == [0, 5, 10, 15, 20]
 
 
-@needs_yunet
 def test_face_lost_and_found(driving_bgr: list[np.ndarray]) -> None:
     config = CropConfig(detect_every=5, lost_after=3)
     counting = Counting(default_detector())
@@ -211,7 +195,6 @@ def test_face_lost_and_found(driving_bgr: list[np.ndarray]) -> None:
     assert abs(cx - 0.5) < 0.08
 
 
-@needs_yunet
 def test_face_at_the_edge_is_padded(avatar_bgr: np.ndarray) -> None:
     canvas = np.zeros((600, 600, 3), np.uint8)
     canvas[:256, :256] = avatar_bgr  # top-left corner: the crop square leaves the frame
@@ -228,7 +211,6 @@ def test_face_at_the_edge_is_padded(avatar_bgr: np.ndarray) -> None:
     assert framing.crop.shape == (256, 256, 3)
 
 
-@needs_yunet
 def test_crop_image_of_a_face_crop_is_kept(avatar_bgr: np.ndarray) -> None:
     crop, box = FaceFramer().crop_image(avatar_bgr)
     assert box == (0.0, 0.0, 256.0)
@@ -237,7 +219,6 @@ def test_crop_image_of_a_face_crop_is_kept(avatar_bgr: np.ndarray) -> None:
     assert crop.shape == (128, 128, 3) and box == (0.0, 0.0, 256.0)
 
 
-@needs_yunet
 def test_crop_image_centres_an_off_centre_face(avatar_bgr: np.ndarray) -> None:
     canvas = np.full((720, 960, 3), 200, np.uint8)
     canvas[400:656, 620:876] = avatar_bgr
@@ -251,7 +232,6 @@ def test_crop_image_centres_an_off_centre_face(avatar_bgr: np.ndarray) -> None:
     assert not framer.tracking, "crop_image must not start a track"
 
 
-@needs_yunet
 def test_mirror_flips_the_frame(driving_bgr: list[np.ndarray]) -> None:
     frame = camera_frame(driving_bgr[0], 40, 60)
     plain = FaceFramer(CropConfig())(frame)
