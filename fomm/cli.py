@@ -248,7 +248,80 @@ def build_parser() -> argparse.ArgumentParser:
 
     _add_prepare(commands)
     _add_evaluate(commands)
+    _add_export(commands)
     return parser
+
+
+def _add_export(commands: Any) -> None:
+    parser = commands.add_parser(
+        "export",
+        help="export the networks to ONNX (keypoints, source, animate) with a manifest",
+        description="Export the three graphs (keypoints, source, animate) to ONNX, checked with onnx.checker, with "
+        "a manifest (I/O specs, opset, preset, align_corners, SHA-256 of the weights, project version). Needs "
+        "the export extra: pip install 'fomm-live[export]'.",
+    )
+    parser.add_argument(
+        "--checkpoint",
+        type=Path,
+        metavar="CKPT",
+        help="original .pth.tar or project .safetensors (default: the bundled demo model; with --config alone: "
+        "an untrained network of that preset)",
+    )
+    parser.add_argument("--config", metavar="PRESET_OR_YAML", help="preset name or original YAML file")
+    parser.add_argument("--out", required=True, type=Path, metavar="DIR", help="output folder (empty or absent)")
+    parser.add_argument("--fp16", action="store_true", help="float16 graphs (for GPUs; default float32)")
+    parser.add_argument(
+        "--warp",
+        choices=("standard", "fused"),
+        default="standard",
+        help="standard: plain ONNX GridSample, any runtime (default); fused: one fomm.warp node per fused warp",
+    )
+    parser.add_argument("--dynamic-batch", action="store_true", help="symbolic batch dimension (default batch 1)")
+    parser.add_argument("--opset", type=_positive_int, default=17, metavar="N", help="ONNX opset (>= 17, default 17)")
+    parser.add_argument("--align-corners", type=_bool, metavar="true|false", help=ALIGN_CORNERS_HELP)
+    parser.add_argument("--quiet", action="store_true", help="only warnings and errors")
+    parser.set_defaults(run=_export)
+
+
+def load_model_for(checkpoint: Path | None, config_value: str | None, align_corners: bool | None = None) -> Any:
+    """The model of ``--checkpoint``/``--config``: the checkpoint (default the demo model), or an untrained
+    network of ``--config`` when only that is given. Returns ``(model, checkpoint path or None)``."""
+    config = _config_for(config_value)
+    if checkpoint is None and config is not None:
+        if align_corners is not None:
+            config = config.with_align_corners(align_corners)
+        logger.warning("no --checkpoint: exporting an UNTRAINED %s network", config.name)
+        return fomm.build_fomm(config), None
+    checkpoint = checkpoint or DEMO_MODEL
+    with _about("--checkpoint"):
+        loaded = fomm.load_checkpoint(checkpoint, config, align_corners=align_corners)
+    return loaded.model, checkpoint
+
+
+def _export(args: argparse.Namespace) -> int:
+    from export.exporter import ExportError, ExportOptions, export_model
+
+    model, checkpoint = load_model_for(args.checkpoint, args.config, args.align_corners)
+    try:
+        options = ExportOptions(
+            precision="fp16" if args.fp16 else "fp32",
+            warp=args.warp,
+            dynamic_batch=args.dynamic_batch,
+            opset=args.opset,
+        )
+        manifest = export_model(model, args.out, options, checkpoint=checkpoint)
+    except ExportError as exc:
+        raise CliError(str(exc)) from None
+    logger.info(
+        "wrote %s: %s (%s, %s warp, opset %d, weights sha256 %s...)",
+        args.out,
+        ", ".join(spec.filename for spec in manifest.graphs.values()),
+        options.precision,
+        options.warp,
+        options.opset,
+        manifest.weights_sha256[:12],
+    )
+    return EXIT_OK
 
 
 def _add_prepare(commands: Any) -> None:

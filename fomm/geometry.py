@@ -38,13 +38,14 @@ def make_coordinate_grid(
     height: int, width: int, *, dtype: torch.dtype = torch.float32, device: torch.device | None = None
 ) -> torch.Tensor:
     """A ``(height, width, 2)`` grid of ``(x, y)`` pixel-centre coordinates in ``[-1, 1]``."""
-    x = torch.arange(width, dtype=dtype, device=device)
-    y = torch.arange(height, dtype=dtype, device=device)
+    # computed in float32 and cast: ONNX's Range has no float16 (fp16 export), and it is more exact
+    x = torch.arange(width, dtype=torch.float32, device=device)
+    y = torch.arange(height, dtype=torch.float32, device=device)
     x = 2 * (x / (width - 1)) - 1
     y = 2 * (y / (height - 1)) - 1
     yy = y.view(-1, 1).expand(height, width)
     xx = x.view(1, -1).expand(height, width)
-    return torch.stack([xx, yy], dim=2)
+    return torch.stack([xx, yy], dim=2).to(dtype)
 
 
 def kp2gaussian(value: torch.Tensor, height: int, width: int, variance: float) -> torch.Tensor:
