@@ -41,6 +41,7 @@ __all__ = [
     "ExportError",
     "ExportOptions",
     "Manifest",
+    "check_destination",
     "export_model",
     "load_manifest",
     "weights_sha256",
@@ -220,12 +221,21 @@ def _export_graph(module: torch.nn.Module, spec: NetworkSpec, path: Path, option
         )
 
 
-def _prepare_destination(out: Path) -> None:
-    """Refuse a destination that holds something else than an earlier export."""
+def check_destination(out: str | Path) -> None:
+    """Refuse (:class:`ExportError`) a destination that cannot receive an export: a file, a folder holding
+    something else than an earlier export, or a place under a file or without write permission."""
+    out = Path(out)
     if out.exists() and not out.is_dir():
         raise ExportError(f"output folder {str(out)!r} is a file")
     if out.is_dir() and any(out.iterdir()) and not (out / MANIFEST).is_file():
         raise ExportError(f"output folder {str(out)!r} is not empty and holds no earlier export; choose another")
+    ancestor = out.absolute().parent
+    while not ancestor.exists():
+        ancestor = ancestor.parent
+    if not ancestor.is_dir():
+        raise ExportError(f"cannot write the output folder {str(out)!r}: a folder above it is a file")
+    if not os.access(ancestor, os.W_OK | os.X_OK):
+        raise ExportError(f"cannot write the output folder {str(out)!r}: {str(ancestor)!r} is not writable")
 
 
 def export_model(
@@ -252,7 +262,7 @@ def export_model(
     options = options or ExportOptions()
     import_onnx()
     out = Path(out)
-    _prepare_destination(out)
+    check_destination(out)
     parent = out.absolute().parent
     try:
         parent.mkdir(parents=True, exist_ok=True)

@@ -299,8 +299,12 @@ def load_model_for(checkpoint: Path | None, config_value: str | None, align_corn
 
 
 def _export(args: argparse.Namespace) -> int:
-    from export.exporter import ExportError, ExportOptions, export_model
+    from export.exporter import ExportError, ExportOptions, check_destination, export_model
 
+    try:
+        check_destination(args.out)  # before the (slow) model load
+    except ExportError as exc:
+        raise CliError(str(exc)) from None
     model, checkpoint = load_model_for(args.checkpoint, args.config, args.align_corners)
     try:
         options = ExportOptions(
