@@ -23,7 +23,7 @@ from typing import Any
 import numpy as np
 
 from . import warp_op
-from .exporter import ExportError, ExportOptions, Manifest, load_manifest
+from .exporter import ExportError, ExportOptions, Manifest, check_graph_file, load_manifest
 from .specs import GRAPH_NAMES, NetworkSpec
 
 __all__ = [
@@ -209,15 +209,26 @@ def open_export(
     threads: int = 0,
     optimization: str = "all",
     device: str = "cpu",
+    graph_files: Mapping[str, str] | None = None,
 ) -> OrtExport:
-    """Check an export folder against the expected weights/options and open its graphs in ONNX Runtime."""
+    """Check an export folder against the expected weights/options and open its graphs in ONNX Runtime.
+
+    ``graph_files`` replaces the file of some graphs by another file of the folder with the same inputs and
+    outputs (a quantised variant); those files are checked to be ONNX, not against the manifest's hashes.
+    """
     import_onnxruntime()
     folder = Path(folder)
     manifest = load_manifest(folder, weights_sha256=weights_sha256, options=options)
     fused = manifest.options.warp == "fused"
+    files = {name: manifest.path(folder, name) for name in GRAPH_NAMES}
+    for name, file in (graph_files or {}).items():
+        if name not in files:
+            raise ExportError(f"no graph named {name!r}; expected one of {', '.join(GRAPH_NAMES)}")
+        files[name] = folder / file
+        check_graph_file(files[name])
     graphs = {
         name: OrtGraph(
-            manifest.path(folder, name),
+            files[name],
             manifest.graphs[name],
             threads=threads,
             optimization=optimization,

@@ -199,6 +199,13 @@ def build_parser() -> argparse.ArgumentParser:
         "--best-frame", type=_non_negative_int, metavar="N", help="calibrate on driving frame N (0-based)"
     )
     animate.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N (default cpu)")
+    animate.add_argument(
+        "--backend",
+        choices=("torch", "onnx"),
+        default="torch",
+        help="torch (default) or onnx: ONNX Runtime, the graphs exported into a cache folder on first use "
+        "($FOMM_CACHE_DIR, default ~/.cache/fomm-live/onnx)",
+    )
     animate.add_argument("--size", type=_positive_int, metavar="N", help="model input size (default: the config's)")
     animate.add_argument(
         "--output-size", type=_positive_int, metavar="N", help="output frame size (default: the model size)"
@@ -574,6 +581,14 @@ def _animate(args: argparse.Namespace) -> int:
     if args.best_frame is not None and not relative:
         logger.warning("--best-frame has no effect in absolute mode")
     config = _config_for(args.config)
+    if args.backend == "onnx":
+        from export.exporter import ExportError
+        from export.runtime import import_onnxruntime
+
+        try:
+            import_onnxruntime()
+        except ExportError as exc:
+            raise CliError(f"--backend onnx: {exc}") from None
 
     # 1. inputs first, so that a wrong path is reported before the model loads
     with _about("--source"):
@@ -654,9 +669,10 @@ def _animate(args: argparse.Namespace) -> int:
         # 4. animate every frame in order. Relative motion of a frame depends only on that frame and the
         # calibration frame, so animating all frames forwards after calibrating on the best frame gives the
         # same result as the original demo's split into a backward and a forward pass from that frame.
-        animator = fomm.Animator(
-            loaded.model, fomm.AnimationOptions(relative=relative, adapt_movement_scale=args.adapt_scale)
-        )
+        options = fomm.AnimationOptions(relative=relative, adapt_movement_scale=args.adapt_scale)
+        animator: Any = fomm.Animator(loaded.model, options)
+        if args.backend == "onnx":
+            animator = _onnx_animator(loaded.model, size, device, args.checkpoint, options)
         animator.set_source(to_tensor(source, device=device))
         frames_iter = iter(driving)
         with _about("--driving"):
@@ -700,6 +716,25 @@ def _animate(args: argparse.Namespace) -> int:
         time.perf_counter() - started,
     )
     return EXIT_OK
+
+
+def _onnx_animator(
+    model: fomm.Fomm, size: int, device: torch.device, checkpoint: Path, options: fomm.AnimationOptions
+) -> Any:
+    """An animator on ONNX Runtime: the model's graphs at ``size`` from the export cache (exported first)."""
+    from export.backend import BackendAnimator, OnnxBackend
+    from export.exporter import ExportError
+
+    if size != model.config.image_size:  # the graphs have fixed frame sizes: export a model of this size
+        resized = fomm.build_fomm(model.config.with_image_size(size))
+        resized.load_state_dict(model.state_dict(), strict=False)
+        model = resized
+    try:
+        backend = OnnxBackend.from_model(model.cpu(), device=device, checkpoint=checkpoint)
+    except ExportError as exc:
+        raise CliError(f"--backend onnx: {exc}") from None
+    logger.info("backend: %s (graphs in %s)", backend.name, backend.export.folder)
+    return BackendAnimator(backend, options)
 
 
 def _rate_text(rate: Fraction | float) -> str:

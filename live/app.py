@@ -18,7 +18,7 @@ import torch
 import fomm
 from fomm.media.assets import DEFAULT_AVATAR, DEFAULT_DRIVING, DEMO_MODEL
 
-from .backends import InferenceBackend, TorchBackend
+from .backends import BackendError, InferenceBackend, TorchBackend
 from .capture import CaptureSource, LatestFrameCapture
 from .config import LiveConfig
 from .controls import Action, AvatarList
@@ -106,7 +106,26 @@ def load_backend(config: LiveConfig) -> tuple[InferenceBackend, str, bool]:
         loaded = fomm.load_checkpoint(checkpoint, model_config, device="cpu")
         model, untrained = loaded.model, False
         described = f"{loaded.config.name} from {checkpoint}"
+    if config.backend == "onnx":
+        return _onnx_backend(model, device, config, checkpoint), described, untrained
     return TorchBackend(model, device, config.dtype), described, untrained
+
+
+def _onnx_backend(
+    model: fomm.Fomm, device: torch.device, config: LiveConfig, checkpoint: Path | None
+) -> InferenceBackend:
+    """ONNX Runtime on the graphs of ``model``, exported into the cache on first use (it says where)."""
+    if config.dtype == "bf16":
+        raise BackendError("--backend onnx runs fp32 (or fp16 on CUDA); bf16 autocast is a torch backend option")
+    if config.dtype == "fp16" and device.type != "cuda":
+        raise BackendError("fp16 needs a CUDA device; use fp32 on the CPU")
+    from export.backend import OnnxBackend
+    from export.exporter import ExportError
+
+    try:
+        return OnnxBackend.from_model(model, device=device, precision=config.dtype, checkpoint=checkpoint)
+    except ExportError as exc:
+        raise BackendError(str(exc)) from None
 
 
 def _load_avatar(path: Path) -> np.ndarray:
@@ -188,6 +207,7 @@ def run(
             logger.info("avatar: %s", path)
 
     with contextlib.ExitStack() as stack:
+        stack.callback(backend.close)
         capture, camera_text = open_capture(config)
         stack.callback(capture.close)
         logger.info("camera: %s", camera_text)

@@ -83,6 +83,11 @@ def build_parser() -> argparse.ArgumentParser:
     mdl.add_argument("--config", dest="model_config", metavar="PRESET_OR_YAML", help="config of a .pth.tar file")
     mdl.add_argument("--device", help="cpu, cuda or cuda:N (default cpu)")
     mdl.add_argument("--dtype", choices=("fp32", "fp16", "bf16"), help="precision (fp16: CUDA only; default fp32)")
+    mdl.add_argument(
+        "--backend",
+        choices=("torch", "onnx"),
+        help="torch (default) or onnx: ONNX Runtime, exported into a cache folder on first use",
+    )
     mot = p.add_argument_group("motion")
     mode = mot.add_mutually_exclusive_group()
     mode.add_argument(
@@ -145,6 +150,7 @@ def _config(args: argparse.Namespace) -> Any:
         model_config=merged.config,
         device=merged.device or "cpu",
         dtype=args.dtype or "fp32",
+        backend=args.backend or "torch",
         relative=True if merged.relative is None else merged.relative,
         adapt_scale=True if merged.adapt_scale is None else merged.adapt_scale,
         filter_strength=0.3 if args.filter is None else args.filter,

@@ -5,10 +5,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-__all__ = ["DTYPES", "FITS", "LiveConfig", "LiveConfigError"]
+__all__ = ["BACKENDS", "DTYPES", "FITS", "LiveConfig", "LiveConfigError"]
 
 DTYPES = ("fp32", "fp16", "bf16")
 FITS = ("letterbox", "scale", "crop")
+BACKENDS = ("torch", "onnx")
 
 
 class LiveConfigError(ValueError):
@@ -33,6 +34,7 @@ class LiveConfig:
             a checkpoint, an untrained network of this config (for speed measurements).
         device: ``cpu``, ``cuda``, ``cuda:N``.
         dtype: ``fp32``, ``fp16`` or ``bf16`` (autocast; CUDA only for fp16).
+        backend: ``torch`` or ``onnx`` (ONNX Runtime; exports into the cache folder on first use).
         relative: relative motion transfer (default) or absolute.
         adapt_scale: scale relative motion by the keypoint hulls' size ratio.
         filter_strength: One-Euro smoothing of the driving keypoints, 0 (off) to 1 (strong).
@@ -60,6 +62,7 @@ class LiveConfig:
     model_config: str | None = None
     device: str = "cpu"
     dtype: str = "fp32"
+    backend: str = "torch"
     relative: bool = True
     adapt_scale: bool = True
     filter_strength: float = 0.3
@@ -82,6 +85,8 @@ class LiveConfig:
     def __post_init__(self) -> None:
         if self.dtype not in DTYPES:
             raise LiveConfigError(f"dtype {self.dtype!r} is not one of {', '.join(DTYPES)}")
+        if self.backend not in BACKENDS:
+            raise LiveConfigError(f"backend {self.backend!r} is not one of {', '.join(BACKENDS)}")
         if not 0.0 <= self.filter_strength <= 1.0:
             raise LiveConfigError(f"filter strength {self.filter_strength!r} must be between 0 and 1")
         if self.vcam_fit not in FITS:
