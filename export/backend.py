@@ -82,11 +82,24 @@ class OnnxBackend:
         checkpoint: str | Path | None = None,
         threads: int = 0,
     ) -> OnnxBackend:
-        """Export ``model`` into the cache (first use) or reuse its cached export, then open it."""
+        """Export ``model`` into the cache (first use) or reuse its cached export, then open it.
+
+        ``precision="int8"``: the fp32 export with its ``animate`` graph statically quantised (int8 QDQ
+        convolutions), calibrated once on real frames (the bundled clip driving the bundled avatar) and
+        kept in the same cache folder.
+        """
         import_onnxruntime()  # before a long export: say what is missing first
-        options = ExportOptions(precision=precision, warp=warp)
-        folder, _ = cached_export(model, options, root=cache_dir, checkpoint=checkpoint)
-        return cls(folder, device=device, threads=threads, options=options)
+        int8 = precision == "int8"
+        options = ExportOptions(precision="fp32" if int8 else precision, warp=warp)
+        folder, built = cached_export(model, options, root=cache_dir, checkpoint=checkpoint)
+        files = None
+        if int8:
+            from .quantize import int8_filename
+
+            if built or not (folder / int8_filename("animate")).is_file():
+                _quantize_on_bundled_clip(folder, model.config.image_size, threads)
+            files = {"animate": int8_filename("animate")}
+        return cls(folder, device=device, threads=threads, options=options, graph_files=files)
 
     # --- the InferenceBackend protocol ---------------------------------------------------------------------
 
@@ -131,6 +144,21 @@ class OnnxBackend:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def _quantize_on_bundled_clip(folder: Path, size: int, threads: int, frames: int = 12) -> None:
+    """Quantise ``animate`` to int8, calibrated on the bundled clip (every 20th frame) and avatar."""
+    from fomm.media.assets import DEFAULT_AVATAR, DEFAULT_DRIVING
+    from fomm.media.image import fit_square, load_image, to_tensor
+    from fomm.media.video import open_frames
+
+    from .quantize import calibration_feeds, quantize_graph
+
+    with open_frames(DEFAULT_DRIVING) as clip:
+        driving = [to_tensor(fit_square(f, size, "resize")) for i, f in enumerate(clip) if i % 20 == 5][:frames]
+    source = to_tensor(fit_square(load_image(DEFAULT_AVATAR), size, "resize"))
+    logger.info("calibrating the int8 animate graph on %d frames of the bundled clip", len(driving))
+    quantize_graph(folder, "animate", calibration_feeds(OnnxBackend(folder, threads=threads), source, driving))
 
 
 class BackendAnimator:

@@ -108,6 +108,8 @@ def load_backend(config: LiveConfig) -> tuple[InferenceBackend, str, bool]:
         described = f"{loaded.config.name} from {checkpoint}"
     if config.backend == "onnx":
         return _onnx_backend(model, device, config, checkpoint), described, untrained
+    if config.dtype == "int8":
+        raise BackendError("int8 needs --backend onnx (quantised ONNX Runtime graphs)")
     return TorchBackend(model, device, config.dtype), described, untrained
 
 
@@ -116,7 +118,9 @@ def _onnx_backend(
 ) -> InferenceBackend:
     """ONNX Runtime on the graphs of ``model``, exported into the cache on first use (it says where)."""
     if config.dtype == "bf16":
-        raise BackendError("--backend onnx runs fp32 (or fp16 on CUDA); bf16 autocast is a torch backend option")
+        raise BackendError("--backend onnx runs fp32, int8 (CPU) or fp16 (CUDA); bf16 autocast is a torch option")
+    if config.dtype == "int8" and device.type != "cpu":
+        raise BackendError("int8 (quantised ONNX graphs) runs on the CPU; use fp16 on CUDA")
     if config.dtype == "fp16" and device.type != "cuda":
         raise BackendError("fp16 needs a CUDA device; use fp32 on the CPU")
     from export.backend import OnnxBackend

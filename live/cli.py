@@ -82,7 +82,11 @@ def build_parser() -> argparse.ArgumentParser:
     mdl.add_argument("--checkpoint", type=Path, help="model: original .pth.tar or .safetensors (default: bundled)")
     mdl.add_argument("--config", dest="model_config", metavar="PRESET_OR_YAML", help="config of a .pth.tar file")
     mdl.add_argument("--device", help="cpu, cuda or cuda:N (default cpu)")
-    mdl.add_argument("--dtype", choices=("fp32", "fp16", "bf16"), help="precision (fp16: CUDA only; default fp32)")
+    mdl.add_argument(
+        "--dtype",
+        choices=("fp32", "fp16", "bf16", "int8"),
+        help="precision (fp16: CUDA only; int8: --backend onnx on the CPU; default fp32)",
+    )
     mdl.add_argument(
         "--backend",
         choices=("torch", "onnx"),

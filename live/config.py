@@ -7,7 +7,7 @@ from pathlib import Path
 
 __all__ = ["BACKENDS", "DTYPES", "FITS", "LiveConfig", "LiveConfigError"]
 
-DTYPES = ("fp32", "fp16", "bf16")
+DTYPES = ("fp32", "fp16", "bf16", "int8")
 FITS = ("letterbox", "scale", "crop")
 BACKENDS = ("torch", "onnx")
 
@@ -33,7 +33,8 @@ class LiveConfig:
         model_config: preset name or YAML for an original checkpoint (``None``: the preset that fits); without
             a checkpoint, an untrained network of this config (for speed measurements).
         device: ``cpu``, ``cuda``, ``cuda:N``.
-        dtype: ``fp32``, ``fp16`` or ``bf16`` (autocast; CUDA only for fp16).
+        dtype: ``fp32``, ``fp16`` or ``bf16`` (autocast; CUDA only for fp16); ``int8`` with the onnx backend
+            (statically quantised graphs, CPU).
         backend: ``torch`` or ``onnx`` (ONNX Runtime; exports into the cache folder on first use).
         relative: relative motion transfer (default) or absolute.
         adapt_scale: scale relative motion by the keypoint hulls' size ratio.
