@@ -19,6 +19,7 @@ import json
 import logging
 import math
 import platform
+import shutil
 import tempfile
 import threading
 import time
@@ -117,6 +118,10 @@ def bench_model(label: str, model: fomm.Fomm, frames: list[torch.Tensor], source
             t = time.perf_counter()
             r.frame(frame)
             times[name].append(time.perf_counter() - t)
+    for r in runners.values():
+        if r.animator is None:
+            r.backend.close()
+    shutil.rmtree(work, ignore_errors=True)
     base = float(np.median(times["original"]))
     result = {
         "parameters": sum(p.numel() for p in model.parameters()),

@@ -285,6 +285,7 @@ def _add_export(commands: Any) -> None:
     )
     parser.add_argument("--dynamic-batch", action="store_true", help="symbolic batch dimension (default batch 1)")
     parser.add_argument("--opset", type=_positive_int, default=17, metavar="N", help="ONNX opset (>= 17, default 17)")
+    parser.add_argument("--size", type=_positive_int, metavar="N", help="frame size of the graphs (default: config's)")
     parser.add_argument("--align-corners", type=_bool, metavar="true|false", help=ALIGN_CORNERS_HELP)
     parser.add_argument("--quiet", action="store_true", help="only warnings and errors")
     parser.set_defaults(run=_export)
@@ -313,6 +314,13 @@ def _export(args: argparse.Namespace) -> int:
     except ExportError as exc:
         raise CliError(str(exc)) from None
     model, checkpoint = load_model_for(args.checkpoint, args.config, args.align_corners)
+    if args.size is not None and args.size != model.config.image_size:
+        multiple = size_multiple(model.config)
+        if args.size % multiple:
+            raise CliError(f"--size {args.size}: model {model.config.name!r} needs a multiple of {multiple}")
+        resized = fomm.build_fomm(model.config.with_image_size(args.size))
+        resized.load_state_dict(model.state_dict(), strict=False)
+        model = resized
     try:
         options = ExportOptions(
             precision="fp16" if args.fp16 else "fp32",

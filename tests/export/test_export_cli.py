@@ -142,3 +142,9 @@ def test_weights_hash_ignores_the_file_format(tmp_path):
     with torch.no_grad():
         next(again.generator.parameters()).add_(1e-3)
     assert weights_sha256(again) != weights_sha256(loaded.model)
+
+
+def test_size_must_fit_the_model(tmp_path, capsys):
+    assert main(["export", "--config", "tiny-256", "--size", "100", "--out", str(tmp_path / "out")]) == 2
+    assert "--size 100: model 'tiny-256' needs a multiple of 32" in capsys.readouterr().err
+    assert not (tmp_path / "out").exists()
