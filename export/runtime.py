@@ -155,6 +155,9 @@ class OrtGraph:
             "all": ort.GraphOptimizationLevel.ORT_ENABLE_ALL,
         }[optimization]
         options.log_severity_level = 3
+        # idle intra-op threads sleep instead of spinning: the live loop runs torch work (motion transfer,
+        # pixel conversion) between graphs, which spinning threads would starve on a small CPU
+        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
         providers = ["CPUExecutionProvider"]
         if device.startswith("cuda"):
             if "CUDAExecutionProvider" not in ort.get_available_providers():
