@@ -14,6 +14,9 @@ from export.exporter import ExportError, ExportOptions, export_model, load_manif
 from export.runtime import open_export
 from fomm.cli import main
 
+pytest.importorskip("onnx", reason="the export tests need onnx: pip install 'fomm-live[export]'")
+pytest.importorskip("onnxruntime", reason="the export tests need onnxruntime: pip install 'fomm-live[export]'")
+
 
 @pytest.fixture(scope="module")
 def exported(tmp_path_factory):

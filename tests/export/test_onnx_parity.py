@@ -11,6 +11,9 @@ from export.exporter import ExportOptions, export_model, load_manifest
 from export.runtime import open_export
 from export.wrappers import graph_modules
 
+pytest.importorskip("onnx", reason="the export tests need onnx: pip install 'fomm-live[export]'")
+pytest.importorskip("onnxruntime", reason="the export tests need onnxruntime: pip install 'fomm-live[export]'")
+
 CASES = [
     ("tiny-jac-ac-false", "tiny-jac.yaml", False),
     ("tiny-jac-ac-true", "tiny-jac.yaml", True),

@@ -13,6 +13,9 @@ from live.app import load_backend
 from live.backends import BackendError
 from live.config import LiveConfig
 
+pytest.importorskip("onnx", reason="the export tests need onnx: pip install 'fomm-live[export]'")
+pytest.importorskip("onnxruntime", reason="the export tests need onnxruntime: pip install 'fomm-live[export]'")
+
 
 def test_int8_animate_graph(tmp_path, make_tiny):
     import onnx
