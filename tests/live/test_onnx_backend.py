@@ -135,7 +135,7 @@ def test_load_backend_onnx_exports_into_the_cache(tmp_path, monkeypatch, caplog)
     assert isinstance(backend, OnnxBackend) and untrained
     assert str(tmp_path / "cache") in caplog.text  # says where
     backend.close()
-    with pytest.raises(BackendError, match="bf16 autocast is a torch backend option"):
+    with pytest.raises(BackendError, match="bf16 autocast is a torch option"):
         load_backend(LiveConfig(backend="onnx", model_config="tiny-256", dtype="bf16"))
 
 
