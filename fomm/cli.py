@@ -189,9 +189,13 @@ def build_parser() -> argparse.ArgumentParser:
     )
     animate.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N (default cpu)")
     animate.add_argument(
-        "--backend", choices=("torch", "trt"), default="torch", help="torch, or trt: TensorRT engines (CUDA)"
+        "--backend",
+        choices=("torch", "onnx", "trt"),
+        default="torch",
+        help="torch (default); onnx: ONNX Runtime; trt: TensorRT engines (CUDA). The graphs are exported into a "
+        "cache folder on first use ($FOMM_CACHE_DIR, default ~/.cache/fomm-live/onnx)",
     )
-    animate.add_argument("--onnx-dir", type=Path, metavar="DIR", help="--backend trt: folder of the exported graphs")
+    animate.add_argument("--onnx-dir", type=Path, metavar="DIR", help="--backend trt: graphs from `fomm export`")
     animate.add_argument("--precision", choices=("fp32", "fp16"), default="fp32", help="--backend trt engines")
     animate.add_argument("--size", type=_positive_int, metavar="N", help="model input size (default: the config's)")
     animate.add_argument(
@@ -252,7 +256,92 @@ def build_parser() -> argparse.ArgumentParser:
 
     _add_prepare(commands)
     _add_evaluate(commands)
+    _add_export(commands)
     return parser
+
+
+def _add_export(commands: Any) -> None:
+    parser = commands.add_parser(
+        "export",
+        help="export the networks to ONNX (keypoints, source, animate) with a manifest",
+        description="Export the three graphs (keypoints, source, animate) to ONNX, checked with onnx.checker, with "
+        "a manifest (I/O specs, opset, preset, align_corners, SHA-256 of the weights, project version). Needs "
+        "the export extra: pip install 'fomm-live[export]'.",
+    )
+    parser.add_argument(
+        "--checkpoint",
+        type=Path,
+        metavar="CKPT",
+        help="original .pth.tar or project .safetensors (default: the bundled demo model; with --config alone: "
+        "an untrained network of that preset)",
+    )
+    parser.add_argument("--config", metavar="PRESET_OR_YAML", help="preset name or original YAML file")
+    parser.add_argument("--out", required=True, type=Path, metavar="DIR", help="output folder (empty or absent)")
+    parser.add_argument("--fp16", action="store_true", help="float16 graphs (for GPUs; default float32)")
+    parser.add_argument(
+        "--warp",
+        choices=("standard", "fused"),
+        default="standard",
+        help="standard: plain ONNX GridSample, any runtime (default); fused: one fomm.warp node per fused warp",
+    )
+    parser.add_argument("--dynamic-batch", action="store_true", help="symbolic batch dimension (default batch 1)")
+    parser.add_argument("--opset", type=_positive_int, default=17, metavar="N", help="ONNX opset (>= 17, default 17)")
+    parser.add_argument("--size", type=_positive_int, metavar="N", help="frame size of the graphs (default: config's)")
+    parser.add_argument("--align-corners", type=_bool, metavar="true|false", help=ALIGN_CORNERS_HELP)
+    parser.add_argument("--quiet", action="store_true", help="only warnings and errors")
+    parser.set_defaults(run=_export)
+
+
+def load_model_for(checkpoint: Path | None, config_value: str | None, align_corners: bool | None = None) -> Any:
+    """The model of ``--checkpoint``/``--config``: the checkpoint (default the demo model), or an untrained
+    network of ``--config`` when only that is given. Returns ``(model, checkpoint path or None)``."""
+    config = _config_for(config_value)
+    if checkpoint is None and config is not None:
+        if align_corners is not None:
+            config = config.with_align_corners(align_corners)
+        logger.warning("no --checkpoint: exporting an UNTRAINED %s network", config.name)
+        return fomm.build_fomm(config), None
+    checkpoint = checkpoint or DEMO_MODEL
+    with _about("--checkpoint"):
+        loaded = fomm.load_checkpoint(checkpoint, config, align_corners=align_corners)
+    return loaded.model, checkpoint
+
+
+def _export(args: argparse.Namespace) -> int:
+    from export.exporter import ExportError, ExportOptions, check_destination, export_model
+
+    try:
+        check_destination(args.out)  # before the (slow) model load
+    except ExportError as exc:
+        raise CliError(str(exc)) from None
+    model, checkpoint = load_model_for(args.checkpoint, args.config, args.align_corners)
+    if args.size is not None and args.size != model.config.image_size:
+        multiple = size_multiple(model.config)
+        if args.size % multiple:
+            raise CliError(f"--size {args.size}: model {model.config.name!r} needs a multiple of {multiple}")
+        resized = fomm.build_fomm(model.config.with_image_size(args.size))
+        resized.load_state_dict(model.state_dict(), strict=False)
+        model = resized
+    try:
+        options = ExportOptions(
+            precision="fp16" if args.fp16 else "fp32",
+            warp=args.warp,
+            dynamic_batch=args.dynamic_batch,
+            opset=args.opset,
+        )
+        manifest = export_model(model, args.out, options, checkpoint=checkpoint)
+    except ExportError as exc:
+        raise CliError(str(exc)) from None
+    logger.info(
+        "wrote %s: %s (%s, %s warp, opset %d, weights sha256 %s...)",
+        args.out,
+        ", ".join(spec.filename for spec in manifest.graphs.values()),
+        options.precision,
+        options.warp,
+        options.opset,
+        manifest.weights_sha256[:12],
+    )
+    return EXIT_OK
 
 
 def _add_prepare(commands: Any) -> None:
@@ -511,6 +600,14 @@ def _animate(args: argparse.Namespace) -> int:
     if args.best_frame is not None and not relative:
         logger.warning("--best-frame has no effect in absolute mode")
     config = _config_for(args.config)
+    if args.backend == "onnx":
+        from export.exporter import ExportError
+        from export.runtime import import_onnxruntime
+
+        try:
+            import_onnxruntime()
+        except ExportError as exc:
+            raise CliError(f"--backend onnx: {exc}") from None
 
     # 1. inputs first, so that a wrong path is reported before the model loads
     with _about("--source"):
@@ -595,6 +692,8 @@ def _animate(args: argparse.Namespace) -> int:
         animator: Any = fomm.Animator(loaded.model, options)
         if args.backend == "trt":
             animator = _engine_animator(args, loaded.model, device, options, size)
+        elif args.backend == "onnx":
+            animator = _onnx_animator(loaded.model, size, device, args.checkpoint, options)
         animator.set_source(to_tensor(source, device=device))
         frames_iter = iter(driving)
         with _about("--driving"):
@@ -643,16 +742,49 @@ def _animate(args: argparse.Namespace) -> int:
 def _engine_animator(args: argparse.Namespace, model: fomm.Fomm, device: torch.device, options: Any, size: int) -> Any:
     """``--backend trt``: the per-frame graphs as TensorRT engines (built into the engine cache on first use)."""
     from engines.backend import EngineAnimator, TrtBackend
+    from engines.engine import require_cuda
     from engines.errors import EngineError
+    from engines.trt import load_tensorrt
 
-    if args.onnx_dir is None:
-        raise CliError("--backend trt needs --onnx-dir DIR, the folder of the exported graphs (python -m export)")
     if size != model.config.image_size:
         raise CliError(f"--backend trt runs the exported size {model.config.image_size}; drop --size {size}")
-    try:
-        return EngineAnimator(TrtBackend(model, args.onnx_dir, device, args.precision), options)
+    try:  # before any export: what is missing comes first
+        load_tensorrt()
+        require_cuda()
     except EngineError as exc:
         raise CliError(f"--backend trt: {exc}") from None
+    onnx_dir = args.onnx_dir
+    if onnx_dir is None:
+        from export.cache import cached_export
+        from export.exporter import ExportError
+
+        try:
+            onnx_dir, _ = cached_export(model, checkpoint=args.checkpoint)
+        except ExportError as exc:
+            raise CliError(f"--backend trt: {exc}") from None
+    try:
+        return EngineAnimator(TrtBackend(model, onnx_dir, device, args.precision), options)
+    except EngineError as exc:
+        raise CliError(f"--backend trt: {exc}") from None
+
+
+def _onnx_animator(
+    model: fomm.Fomm, size: int, device: torch.device, checkpoint: Path, options: fomm.AnimationOptions
+) -> Any:
+    """An animator on ONNX Runtime: the model's graphs at ``size`` from the export cache (exported first)."""
+    from export.backend import BackendAnimator, OnnxBackend
+    from export.exporter import ExportError
+
+    if size != model.config.image_size:  # the graphs have fixed frame sizes: export a model of this size
+        resized = fomm.build_fomm(model.config.with_image_size(size))
+        resized.load_state_dict(model.state_dict(), strict=False)
+        model = resized
+    try:
+        backend = OnnxBackend.from_model(model.cpu(), device=device, checkpoint=checkpoint)
+    except ExportError as exc:
+        raise CliError(f"--backend onnx: {exc}") from None
+    logger.info("backend: %s (graphs in %s)", backend.name, backend.export.folder)
+    return BackendAnimator(backend, options)
 
 
 def _rate_text(rate: Fraction | float) -> str:

@@ -42,19 +42,20 @@ def make_coordinate_grid(
 ) -> torch.Tensor:
     """A ``(height, width, 2)`` grid of ``(x, y)`` pixel-centre coordinates in ``[-1, 1]``.
 
-    A side of one pixel has the single coordinate 0 (the centre), not ``0 / 0``.
+    A side of one pixel has the single coordinate 0 (the centre), not ``0 / 0``. Computed in float32 and cast
+    to ``dtype`` (ONNX's Range has no float16, which an fp16 export needs; and it is more exact).
     """
-    x = _axis(width, dtype, device)
-    y = _axis(height, dtype, device)
+    x = _axis(width, device)
+    y = _axis(height, device)
     yy = y.view(-1, 1).expand(height, width)
     xx = x.view(1, -1).expand(height, width)
-    return torch.stack([xx, yy], dim=2)
+    return torch.stack([xx, yy], dim=2).to(dtype)
 
 
-def _axis(n: int, dtype: torch.dtype, device: torch.device | None) -> torch.Tensor:
+def _axis(n: int, device: torch.device | None) -> torch.Tensor:
     if n == 1:
-        return torch.zeros(1, dtype=dtype, device=device)
-    return 2 * (torch.arange(n, dtype=dtype, device=device) / (n - 1)) - 1
+        return torch.zeros(1, dtype=torch.float32, device=device)
+    return 2 * (torch.arange(n, dtype=torch.float32, device=device) / (n - 1)) - 1
 
 
 def kp2gaussian(value: torch.Tensor, height: int, width: int, variance: float) -> torch.Tensor:

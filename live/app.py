@@ -18,7 +18,7 @@ import torch
 import fomm
 from fomm.media.assets import DEFAULT_AVATAR, DEFAULT_DRIVING, DEMO_MODEL
 
-from .backends import InferenceBackend, TorchBackend
+from .backends import BackendError, InferenceBackend, TorchBackend
 from .capture import CaptureSource, LatestFrameCapture
 from .checks import check_inputs, device_problem
 from .config import FALLBACK_OUTPUT, LiveConfig
@@ -115,17 +115,55 @@ def load_backend(config: LiveConfig) -> tuple[InferenceBackend, str, bool]:
         model, untrained = loaded.model, False
         described = f"{loaded.config.name} from {checkpoint}"
     if config.backend == "trt":
-        from engines.backend import TrtBackend
-        from engines.errors import EngineError
-
-        if config.onnx_dir is None:
-            raise LiveError("--backend trt needs --onnx-dir DIR, the folder of the exported graphs (python -m export)")
-        precision = "fp16" if config.dtype == "fp16" else "fp32"
-        try:
-            return TrtBackend(model, config.onnx_dir, device, precision), described, untrained
-        except EngineError as exc:
-            raise LiveError(f"--backend trt: {exc}") from None
+        return _trt_backend(model, device, config, checkpoint), described, untrained
+    if config.backend == "onnx":
+        return _onnx_backend(model, device, config, checkpoint), described, untrained
+    if config.dtype == "int8":
+        raise BackendError("int8 needs --backend onnx (quantised ONNX Runtime graphs)")
     return TorchBackend(model, device, config.dtype), described, untrained
+
+
+def _trt_backend(
+    model: fomm.Fomm, device: torch.device, config: LiveConfig, checkpoint: Path | None
+) -> InferenceBackend:
+    """TensorRT engines built (and cached) from the ``standard`` graphs: ``--onnx-dir`` or the export cache."""
+    from engines.backend import TrtBackend
+    from engines.errors import EngineError
+
+    if config.dtype not in ("fp32", "fp16"):
+        raise BackendError(f"--backend trt runs fp32 or fp16 engines, not {config.dtype}")
+    onnx_dir = config.onnx_dir
+    if onnx_dir is None:
+        from export.cache import cached_export
+        from export.exporter import ExportError
+
+        try:
+            onnx_dir, _ = cached_export(model, checkpoint=checkpoint)
+        except ExportError as exc:
+            raise BackendError(str(exc)) from None
+    try:
+        return TrtBackend(model, onnx_dir, device, config.dtype)
+    except EngineError as exc:
+        raise LiveError(f"--backend trt: {exc}") from None
+
+
+def _onnx_backend(
+    model: fomm.Fomm, device: torch.device, config: LiveConfig, checkpoint: Path | None
+) -> InferenceBackend:
+    """ONNX Runtime on the graphs of ``model``, exported into the cache on first use (it says where)."""
+    if config.dtype == "bf16":
+        raise BackendError("--backend onnx runs fp32, int8 (CPU) or fp16 (CUDA); bf16 autocast is a torch option")
+    if config.dtype == "int8" and device.type != "cpu":
+        raise BackendError("int8 (quantised ONNX graphs) runs on the CPU; use fp16 on CUDA")
+    if config.dtype == "fp16" and device.type != "cuda":
+        raise BackendError("fp16 needs a CUDA device; use fp32 on the CPU")
+    from export.backend import OnnxBackend
+    from export.exporter import ExportError
+
+    try:
+        return OnnxBackend.from_model(model, device=device, precision=config.dtype, checkpoint=checkpoint)
+    except ExportError as exc:
+        raise BackendError(str(exc)) from None
 
 
 def _load_avatar(path: Path) -> np.ndarray:
@@ -208,6 +246,7 @@ def run(
             logger.info("avatar: %s", path)
 
     with contextlib.ExitStack() as stack:
+        stack.callback(backend.close)
         capture, camera_text = open_capture(config)
         stack.callback(capture.close)
         logger.info("camera: %s", camera_text)

@@ -2,7 +2,9 @@
 
 A backend owns the networks and the per-source cache. Motion transfer (relative keypoints, calibration)
 stays in the pipeline, in torch, whatever the backend: backends only compute keypoints of an image and
-an animated frame from driving keypoints. ONNX Runtime and TensorRT backends plug in here later.
+an animated frame from driving keypoints. ``OnnxBackend`` (ONNX Runtime, :mod:`export.backend`) is imported
+lazily by :func:`live.app.load_backend`; TensorRT plugs in here later. A backend holding native resources
+releases them in ``close()`` (also a context manager).
 """
 
 from __future__ import annotations
@@ -44,6 +46,10 @@ class InferenceBackend(Protocol):
 
     def generate(self, kp_driving: fomm.Keypoints) -> torch.Tensor:
         """The avatar moved to ``kp_driving`` (already motion-transferred): ``(1, 3, S, S)``."""
+        ...
+
+    def close(self) -> None:
+        """Release what the backend holds (sessions, engines, buffers); it is not used afterwards."""
         ...
 
 
@@ -109,3 +115,14 @@ class TorchBackend:
             raise BackendError("set_source() must run before generate()")
         with self._precision():
             return self.model.generator.animate(self._encoding, self._kp_source, kp_driving).float()
+
+    def close(self) -> None:
+        """Drop the per-source cache (the model is the caller's)."""
+        self._encoding = None
+        self._kp_source = None
+
+    def __enter__(self) -> TorchBackend:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()

@@ -89,9 +89,17 @@ def build_parser(prog: str | None = None) -> argparse.ArgumentParser:
     mdl.add_argument("--checkpoint", type=Path, help="model: original .pth.tar or .safetensors (default: bundled)")
     mdl.add_argument("--config", dest="model_config", metavar="PRESET_OR_YAML", help="config of a .pth.tar file")
     mdl.add_argument("--device", help="cpu, cuda or cuda:N (default cpu)")
-    mdl.add_argument("--dtype", choices=("fp32", "fp16", "bf16"), help="precision (fp16: CUDA only; default fp32)")
-    mdl.add_argument("--backend", choices=("torch", "trt"), default="torch", help="inference backend (torch)")
-    mdl.add_argument("--onnx-dir", type=Path, metavar="DIR", help="--backend trt: folder of the exported graphs")
+    mdl.add_argument(
+        "--dtype",
+        choices=("fp32", "fp16", "bf16", "int8"),
+        help="precision (fp16: CUDA only; int8: --backend onnx on the CPU; default fp32)",
+    )
+    mdl.add_argument(
+        "--backend",
+        choices=("torch", "onnx", "trt"),
+        help="torch (default); onnx: ONNX Runtime; trt: TensorRT engines (CUDA); graphs exported on first use",
+    )
+    mdl.add_argument("--onnx-dir", type=Path, metavar="DIR", help="--backend trt: graphs from `fomm export`")
     mot = p.add_argument_group("motion")
     mode = mot.add_mutually_exclusive_group()
     mode.add_argument(
@@ -156,7 +164,7 @@ def _config(args: argparse.Namespace) -> Any:
         model_config=merged.config,
         device=merged.device or "cpu",
         dtype=args.dtype or "fp32",
-        backend=args.backend,
+        backend=args.backend or "torch",
         onnx_dir=args.onnx_dir,
         relative=True if merged.relative is None else merged.relative,
         adapt_scale=True if merged.adapt_scale is None else merged.adapt_scale,

@@ -5,13 +5,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-__all__ = ["DTYPES", "FALLBACK_OUTPUT", "FITS", "LiveConfig", "LiveConfigError"]
+__all__ = ["BACKENDS", "DTYPES", "FALLBACK_OUTPUT", "FITS", "LiveConfig", "LiveConfigError"]
 
-DTYPES = ("fp32", "fp16", "bf16")
+DTYPES = ("fp32", "fp16", "bf16", "int8")
 FITS = ("letterbox", "scale", "crop")
 #: Where the recording goes when nothing else can show the avatar (no display, no --vcam).
 FALLBACK_OUTPUT = Path("fomm-live-output.mp4")
-BACKENDS = ("torch", "trt")
+BACKENDS = ("torch", "onnx", "trt")
 
 
 class LiveConfigError(ValueError):
@@ -35,9 +35,11 @@ class LiveConfig:
         model_config: preset name or YAML for an original checkpoint (``None``: the preset that fits); without
             a checkpoint, an untrained network of this config (for speed measurements).
         device: ``cpu``, ``cuda``, ``cuda:N``.
-        dtype: ``fp32``, ``fp16`` or ``bf16`` (autocast; CUDA only for fp16).
-        backend: ``torch`` or ``trt`` (TensorRT engines built from the ONNX graphs in ``onnx_dir``; CUDA).
-        onnx_dir: folder of the exported graphs for ``trt``.
+        dtype: ``fp32``, ``fp16`` or ``bf16`` (autocast; CUDA only for fp16); ``int8`` with the onnx backend
+            (statically quantised graphs, CPU).
+        backend: ``torch``, ``onnx`` (ONNX Runtime; exports into the cache folder on first use) or ``trt``
+            (TensorRT engines built from the exported graphs, cached; CUDA).
+        onnx_dir: for ``trt``: a folder of graphs exported by ``fomm export`` (default: the export cache).
         relative: relative motion transfer (default) or absolute.
         adapt_scale: scale relative motion by the keypoint hulls' size ratio.
         filter_strength: One-Euro smoothing of the driving keypoints, 0 (off) to 1 (strong).
