@@ -15,11 +15,12 @@ from engines.engine import Engine, check_gpu_supported
 from engines.errors import EngineError
 from engines.trt import load_tensorrt
 
+pytest_plugins = ["engine_fixtures"]
+
 ROOT = Path(__file__).resolve().parents[2]
 NO_TENSORRT = """
 import importlib.abc, sys
 
-pytest_plugins = ["engine_fixtures"]
 class _Block(importlib.abc.MetaPathFinder):
     def find_spec(self, name, path=None, target=None):
         if name.split(".")[0] in ("tensorrt", "tensorrt_rtx", "tensorrt_libs", "tensorrt_rtx_libs"):
