@@ -212,20 +212,22 @@ def test_face_lost_and_found(driving_bgr: list[np.ndarray]) -> None:
 
 
 @needs_yunet
-def test_face_at_the_edge_is_padded(avatar_bgr: np.ndarray) -> None:
-    canvas = np.zeros((600, 600, 3), np.uint8)
-    canvas[:256, :256] = avatar_bgr  # top-left corner: the crop square leaves the frame
-    framing = FaceFramer()(canvas)
-    assert framing.face_found
-    x0, y0, side = framing.box
-    assert x0 < 0 and y0 < 0
-    assert framing.crop.shape == (256, 256, 3) and framing.crop.dtype == np.uint8
-    canvas = np.zeros((600, 600, 3), np.uint8)
-    canvas[-256:, -256:] = avatar_bgr  # bottom-right corner
-    framing = FaceFramer()(canvas)
-    x0, y0, side = framing.box
-    assert framing.face_found and x0 + side > 600 and y0 + side > 600
-    assert framing.crop.shape == (256, 256, 3)
+def test_face_at_the_edge_is_cropped_inside_the_frame(avatar_bgr: np.ndarray) -> None:
+    """The crop square is shifted into the frame (the training crops' rule), never edge-replicated."""
+    for corner in ("top-left", "bottom-right"):
+        canvas = np.zeros((600, 600, 3), np.uint8)
+        if corner == "top-left":
+            canvas[:256, :256] = avatar_bgr
+        else:
+            canvas[-256:, -256:] = avatar_bgr
+        framing = FaceFramer()(canvas)
+        assert framing.face_found, corner
+        x0, y0, side = framing.box
+        assert 0 <= x0 and 0 <= y0 and x0 + side <= 600 and y0 + side <= 600, corner
+        assert framing.crop.shape == (256, 256, 3) and framing.crop.dtype == np.uint8
+        x, y, n = (round(v) for v in framing.box)
+        expected = cv2.resize(canvas[y : y + n, x : x + n], (256, 256), interpolation=cv2.INTER_AREA)
+        np.testing.assert_array_equal(framing.crop, expected)
 
 
 @needs_yunet
