@@ -7,9 +7,9 @@ import pytest
 
 pytest.importorskip("cv2")
 
-from fomm.media.image import Box, place_square, square_box  # noqa: E402
-from fomm.train.prepare import crop_for_boxes  # noqa: E402
-from live.crop import CropConfig, FaceFramer  # noqa: E402
+from fomm.media.image import Box, place_square, square_box
+from fomm.train.prepare import crop_for_boxes
+from live.crop import CropConfig, FaceFramer
 
 
 class _Fixed:
@@ -38,7 +38,7 @@ def test_training_animate_and_live_crop_the_same_square(face: tuple[float, float
     x0, y0, side = framer(frame).box
     live = Box(round(x0), round(y0), round(x0) + round(side), round(y0) + round(side))
     assert Box(*train) == animate == live
-    assert 0 <= live.x0 and 0 <= live.y0 and live.x1 <= width and live.y1 <= height
+    assert live.x0 >= 0 and live.y0 >= 0 and live.x1 <= width and live.y1 <= height
 
 
 def test_place_square_pads_only_when_it_must() -> None:

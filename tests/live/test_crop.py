@@ -223,7 +223,7 @@ def test_face_at_the_edge_is_cropped_inside_the_frame(avatar_bgr: np.ndarray) ->
         framing = FaceFramer()(canvas)
         assert framing.face_found, corner
         x0, y0, side = framing.box
-        assert 0 <= x0 and 0 <= y0 and x0 + side <= 600 and y0 + side <= 600, corner
+        assert x0 >= 0 and y0 >= 0 and x0 + side <= 600 and y0 + side <= 600, corner
         assert framing.crop.shape == (256, 256, 3) and framing.crop.dtype == np.uint8
         x, y, n = (round(v) for v in framing.box)
         expected = cv2.resize(canvas[y : y + n, x : x + n], (256, 256), interpolation=cv2.INTER_AREA)
