@@ -3,7 +3,8 @@
 A daemon thread reads frames with ``cv2.VideoCapture`` into a one-slot buffer; a frame that is not read before
 the next one arrives is dropped, never queued, so a slow consumer always works on the freshest frame and the
 glass-to-glass latency stays bounded. Every frame is a :class:`live.types.Frame`: ``(H, W, 3)`` uint8 BGR, a
-sequence ``index`` (gaps are dropped frames) and ``timestamp = time.perf_counter()`` at grab.
+sequence ``index`` (gaps are dropped frames), ``timestamp = time.perf_counter()`` at grab and, for video files,
+``media_time = index / fps`` (the file's own timeline, so offline runs are reproducible).
 
 - **Webcams** (an index): read as fast as the camera delivers; width, height and frame rate are requested
   when given.
@@ -613,7 +614,9 @@ class LatestFrameCapture:
 
     def _publish(self, image: np.ndarray) -> None:
         with self._cond:
-            self._slot = Frame(image=image, index=self._frames_read, timestamp=time.perf_counter())
+            index = self._frames_read
+            media_time = index / (self._fps or DEFAULT_FILE_FPS) if self.source.kind == "file" else None
+            self._slot = Frame(image=image, index=index, timestamp=time.perf_counter(), media_time=media_time)
             self._frames_read += 1
             self._size = (int(image.shape[1]), int(image.shape[0]))
             self._cond.notify_all()

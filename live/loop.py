@@ -130,7 +130,7 @@ def run_loop(
         last_index = frame.index
         stats.dropped = capture.dropped
         # 2. per-frame work
-        result = pipeline.step(frame.image, frame.timestamp)
+        result = pipeline.step(frame.image, frame.time)
         stats.add_timings(result.timings)
         if had_face and not result.framing.face_found:
             stats.faces_lost += 1
@@ -148,6 +148,7 @@ def run_loop(
             lines=overlay_lines(result, stats, state, notes) if state.overlay else [],
             passthrough=state.passthrough,
             timestamp=frame.timestamp,
+            time=frame.time,
         )
         t1 = time.perf_counter()
         sinks.send(view)
