@@ -82,6 +82,11 @@ def overlay_lines(result: StepResult, stats: LatencyStats, state: LoopState, not
         lines.append("waiting for a face to calibrate")
     elif result.calibration_score is not None:
         lines.append(f"calibration distance {result.calibration_score:.3f} (c: recalibrate, b: best frame)")
+    if result.calibrated and not result.framing.face_found:
+        if result.rest <= 0.0:
+            lines.append("no face: holding the last pose")
+        else:
+            lines.append("no face: easing back to the rest pose" if result.rest < 1.0 else "no face: rest pose")
     if result.searching:
         lines.append("finding best frame: look at the camera like the avatar does")
     if state.passthrough:

@@ -402,3 +402,20 @@ def test_framing_box_values_are_finite() -> None:
     framer = FaceFramer(detector=Scripted(lambda i, image: (1.0, 2.0, 3.0, 4.0)))
     framing = framer(np.zeros((20, 20, 3), np.uint8))
     assert all(math.isfinite(v) for v in framing.box)
+
+
+def test_frames_the_detector_skips_are_confirmed_against_the_last_face() -> None:
+    """A cut between two detector runs: the face region changed, so the detector runs at once and no face is
+    reported for a frame that has none."""
+    face = (100.0, 50.0, 200.0, 150.0)
+    detector = Scripted(lambda i, image: face if image[60:140, 110:190].mean() > 100 else None)
+    framer = FaceFramer(CropConfig(detect_every=5, detect_side=0), detector=detector)
+    rng = np.random.default_rng(0)
+    scene = rng.integers(120, 255, (300, 400, 3), dtype=np.uint8)
+    first = framer(scene)
+    steady = [framer(scene) for _ in range(2)]  # unchanged: confirmed without the detector
+    assert first.detected and all(f.face_found and not f.detected for f in steady)
+    assert detector.calls == 1
+    cut = framer(np.zeros_like(scene))  # frame 4: the detector would skip it
+    assert cut.detected and not cut.face_found and cut.holding
+    assert detector.calls == 2
