@@ -260,9 +260,12 @@ class VirtualCameraSink(_SinkBase):
         )
 
     def send(self, view: View) -> None:
-        """Send one frame: the avatar, or the real camera while ``view.passthrough``."""
+        """Send one frame: the avatar, or the real camera while ``view.passthrough`` (status refreshes,
+        ``view.waiting``, are not sent)."""
         if self._camera is None:
             raise SinkError(f"virtual camera {self.device_name} is closed")
+        if view.waiting:  # a status refresh for the preview: the meeting keeps the last real frame
+            return
         cv2 = import_cv2()
         image = view.camera if view.passthrough else view.output
         rgb = cv2.cvtColor(letterbox(image, self.width, self.height, self.fit), cv2.COLOR_BGR2RGB)

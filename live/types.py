@@ -50,7 +50,7 @@ class View:
         timestamp: capture time of the frame (``time.perf_counter()``), for glass-to-glass latency.
         time: the frame's own time (:attr:`Frame.time`), seconds: recordings are timed by it.
         waiting: a status refresh while no camera frame comes (e.g. reconnecting), not a new frame: shown by the
-            preview (and a virtual camera), not recorded.
+            preview only (not sent to a virtual camera, not recorded).
     """
 
     output: np.ndarray
