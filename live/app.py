@@ -48,6 +48,8 @@ class LiveRun:
     model: str
     untrained: bool
     outputs: list[str] = field(default_factory=list)
+    camera_lost: str | None = None
+    """Why the run ended early because the camera or stream was lost for good (``None``: it was not)."""
 
 
 # --- building blocks -----------------------------------------------------------------------------------------
@@ -57,7 +59,9 @@ def open_capture(config: LiveConfig) -> tuple[LatestFrameCapture, str]:
     """Start the camera; ``"auto"`` means webcam 0 when it opens, else the bundled driving clip."""
     size = config.capture_size or (None, None)
     if config.camera == "auto":
-        camera = LatestFrameCapture(0, width=size[0], height=size[1], fps=config.capture_fps)
+        camera = LatestFrameCapture(
+            0, width=size[0], height=size[1], fps=config.capture_fps, reconnect_seconds=config.reconnect_seconds
+        )
         try:
             camera.start()
             return camera, "webcam 0"
@@ -75,6 +79,7 @@ def open_capture(config: LiveConfig) -> tuple[LatestFrameCapture, str]:
         fps=config.capture_fps if kind == "camera" else None,
         loop=config.loop,
         realtime=config.realtime,
+        reconnect_seconds=config.reconnect_seconds,
     )
     camera.start()
     return camera, camera.description
@@ -235,6 +240,8 @@ def run(
         keypoint_filter=keypoint_filter,
         landmarker=landmarker,
         mirror=config.mirror,
+        hold_seconds=config.hold_seconds,
+        ease_seconds=config.ease_seconds,
     )
     pipeline.set_source(_load_avatar(avatars.current))
     notes = ["UNTRAINED WEIGHTS"] if untrained else []
@@ -274,4 +281,5 @@ def run(
             on_action=on_action,
             notes=notes,
         )
-    return LiveRun(stats, camera_text, model_text, untrained, outputs)
+        lost = capture.last_error if capture.lost and not stop.is_set() else None
+    return LiveRun(stats, camera_text, model_text, untrained, outputs, camera_lost=lost)

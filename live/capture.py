@@ -3,7 +3,8 @@
 A daemon thread reads frames with ``cv2.VideoCapture`` into a one-slot buffer; a frame that is not read before
 the next one arrives is dropped, never queued, so a slow consumer always works on the freshest frame and the
 glass-to-glass latency stays bounded. Every frame is a :class:`live.types.Frame`: ``(H, W, 3)`` uint8 BGR, a
-sequence ``index`` (gaps are dropped frames) and ``timestamp = time.perf_counter()`` at grab.
+sequence ``index`` (gaps are dropped frames), ``timestamp = time.perf_counter()`` at grab and, for video files,
+``media_time = index / fps`` (the file's own timeline, so offline runs are reproducible).
 
 - **Webcams** (an index): read as fast as the camera delivers; width, height and frame rate are requested
   when given.
@@ -12,9 +13,10 @@ sequence ``index`` (gaps are dropped frames) and ``timestamp = time.perf_counter
   reader waits until the previous frame was consumed), for tests and offline runs. ``loop=True`` rewinds at
   the end; indices keep increasing.
 - **Streams** (a URL such as ``rtsp://``, ``http://``, ``tcp://``, ``udp://``): when a read fails the stream is
-  reopened up to ``reconnect_attempts`` times, ``reconnect_delay`` seconds apart; then the capture ends cleanly
-  (``ended``, ``read()`` returns ``None``, ``last_error`` says why). A webcam that stops delivering is treated
-  the same way (reopened, then ended).
+  reopened up to ``reconnect_attempts`` times, ``reconnect_delay`` seconds apart, or, with ``reconnect_seconds``,
+  for that long with exponential backoff (``reconnect_delay``, doubled after every failed try up to
+  :data:`MAX_RECONNECT_DELAY`); then the capture ends cleanly (``ended``, ``lost``, ``read()`` returns ``None``,
+  ``last_error`` says why). A webcam that stops delivering is treated the same way (reopened, then ended).
 
 Example::
 
@@ -52,6 +54,8 @@ DEFAULT_FILE_FPS = 25.0
 """Pacing rate (frames per second) for a video file that does not state a usable frame rate."""
 
 _FAILED_READ_BACKOFF = (0.01, 0.5)  # seconds: first and largest pause after a failed read (never spin)
+MAX_RECONNECT_DELAY = 4.0
+"""Longest pause, seconds, between two reopen tries of a ``reconnect_seconds`` window."""
 
 
 class CaptureError(RuntimeError):
@@ -273,7 +277,10 @@ class LatestFrameCapture:
             ``False``: every frame is handed out exactly once (the reader waits for the consumer, so ``read``'s
             ``after_index`` must not skip ahead), any source.
         reconnect_attempts: streams and webcams: reopen tries after a failed read before the capture ends.
-        reconnect_delay: seconds before each reopen try.
+        reconnect_delay: seconds before each reopen try (with ``reconnect_seconds``: before the first, doubled
+            after each failed try, at most :data:`MAX_RECONNECT_DELAY`).
+        reconnect_seconds: streams and webcams: keep trying to reopen for this many seconds (exponential
+            backoff) instead of ``reconnect_attempts`` tries; ``None``: count tries.
         backend: OpenCV backend, a ``cv2.CAP_*`` number or name (``"ffmpeg"``, ``"v4l2"``, ...); ``None``: FFmpeg
             for files and streams, any for webcams.
         timeout: streams: seconds that opening or reading may block before it counts as failed.
@@ -296,6 +303,7 @@ class LatestFrameCapture:
         realtime: bool = True,
         reconnect_attempts: int = 3,
         reconnect_delay: float = 0.5,
+        reconnect_seconds: float | None = None,
         backend: int | str | None = None,
         timeout: float = 5.0,
     ) -> None:
@@ -309,6 +317,13 @@ class LatestFrameCapture:
             raise CaptureError(f"reconnect attempts must be an integer >= 0, got {reconnect_attempts!r}")
         if not (isinstance(reconnect_delay, (int, float)) and math.isfinite(reconnect_delay) and reconnect_delay >= 0):
             raise CaptureError(f"reconnect delay must be a number of seconds >= 0, got {reconnect_delay!r}")
+        if reconnect_seconds is not None and not (
+            isinstance(reconnect_seconds, (int, float))
+            and not isinstance(reconnect_seconds, bool)
+            and math.isfinite(reconnect_seconds)
+            and reconnect_seconds >= 0
+        ):
+            raise CaptureError(f"reconnect window must be a number of seconds >= 0, got {reconnect_seconds!r}")
         if not (isinstance(timeout, (int, float)) and math.isfinite(timeout) and timeout > 0):
             raise CaptureError(f"capture timeout must be a number of seconds > 0, got {timeout!r}")
         if self.source.kind != "camera" and (width is not None or height is not None or fps is not None):
@@ -320,6 +335,7 @@ class LatestFrameCapture:
         self.realtime = realtime
         self.reconnect_attempts = reconnect_attempts
         self.reconnect_delay = float(reconnect_delay)
+        self.reconnect_seconds = None if reconnect_seconds is None else float(reconnect_seconds)
         self.timeout = float(timeout)
         self._backend = backend
 
@@ -335,6 +351,8 @@ class LatestFrameCapture:
         self._frames_read = 0
         self._frames_delivered = 0
         self._ended = False
+        self._lost = False
+        self._reconnecting = False
         self._reconnects = 0
         self._exception: BaseException | None = None
         self._last_error: str | None = None
@@ -373,6 +391,19 @@ class LatestFrameCapture:
         """Whether the source has ended (end of file without ``loop``, stream lost, error, or closed)."""
         with self._cond:
             return self._ended
+
+    @property
+    def lost(self) -> bool:
+        """Whether the source was lost for good: a stream or webcam that stopped delivering and did not come
+        back within the reconnect tries (not the normal end of a video file, nor :meth:`close`)."""
+        with self._cond:
+            return self._lost
+
+    @property
+    def reconnecting(self) -> bool:
+        """Whether the reader is trying to reopen a stream or webcam right now."""
+        with self._cond:
+            return self._reconnecting
 
     @property
     def reconnects(self) -> int:
@@ -563,31 +594,48 @@ class LatestFrameCapture:
 
     def _reconnect(self) -> np.ndarray | None:
         """Reopen a stream or webcam after a failed read; the image read after a successful reopen, or ``None``
-        after ``reconnect_attempts`` failed tries (or when stopping). Each outage gets the full number of tries.
-        """
+        when the tries are used up (``lost``) or when stopping. Each outage gets the full tries / window."""
         if self._stop.is_set():
             return None
-        cv2 = import_cv2()
-        if self.reconnect_attempts == 0:
-            with self._cond:
-                self._last_error = f"{self.description} stopped delivering frames (reconnecting is off)"
-            logger.warning("%s", self._last_error)
+        if self.reconnect_attempts == 0 and self.reconnect_seconds is None:
+            self._give_up(f"{self.description} stopped delivering frames (reconnecting is off)")
             return None
+        with self._cond:
+            self._reconnecting = True
+        try:
+            image = self._reconnect_tries()
+        finally:
+            with self._cond:
+                self._reconnecting = False
+        return image
+
+    def _reconnect_tries(self) -> np.ndarray | None:
+        cv2 = import_cv2()
+        window = self.reconnect_seconds
+        deadline = None if window is None else time.perf_counter() + window
         backoff = _FAILED_READ_BACKOFF[0]
-        for attempt in range(1, self.reconnect_attempts + 1):
+        delay = self.reconnect_delay
+        attempt = 0
+        while True:
+            if deadline is None:
+                if attempt >= self.reconnect_attempts:
+                    break
+                pause = max(self.reconnect_delay, backoff)  # never spin, even with reconnect_delay=0
+                backoff = min(backoff * 2, _FAILED_READ_BACKOFF[1])
+                plan = f"attempt {attempt + 1} of {self.reconnect_attempts}"
+            else:
+                left = deadline - time.perf_counter()
+                if left <= 0:
+                    break
+                pause = min(max(delay, _FAILED_READ_BACKOFF[0]), left)
+                delay = min(max(delay, _FAILED_READ_BACKOFF[0]) * 2, MAX_RECONNECT_DELAY)
+                plan = f"attempt {attempt + 1}, {left:.1f} s left"
+            attempt += 1
             with self._cond:
                 self._reconnects += 1
-            logger.warning(
-                "%s: no frame; reconnecting in %g s (attempt %d of %d)",
-                self.description,
-                self.reconnect_delay,
-                attempt,
-                self.reconnect_attempts,
-            )
-            # never spin: at least a short, growing pause even with reconnect_delay=0
-            if self._stop.wait(max(self.reconnect_delay, backoff)):
+            logger.warning("%s: no frame; reconnecting in %.3g s (%s)", self.description, pause, plan)
+            if self._stop.wait(pause):
                 return None
-            backoff = min(backoff * 2, _FAILED_READ_BACKOFF[1])
             if self._cap is not None:
                 self._cap.release()
                 self._cap = None
@@ -603,17 +651,26 @@ class LatestFrameCapture:
             if image is not None:
                 logger.info("%s: reconnected", self.description)
                 return image
-        with self._cond:
-            self._last_error = (
+        if window is None:
+            self._give_up(
                 f"{self.description} was lost: no frame after {self.reconnect_attempts} reconnect attempts "
                 f"{self.reconnect_delay:g} s apart"
             )
-        logger.warning("%s", self._last_error)
+        else:
+            self._give_up(f"{self.description} was lost: no frame for {window:g} s of reconnect attempts")
         return None
+
+    def _give_up(self, message: str) -> None:
+        with self._cond:
+            self._last_error = message
+            self._lost = True
+        logger.warning("%s", message)
 
     def _publish(self, image: np.ndarray) -> None:
         with self._cond:
-            self._slot = Frame(image=image, index=self._frames_read, timestamp=time.perf_counter())
+            index = self._frames_read
+            media_time = index / (self._fps or DEFAULT_FILE_FPS) if self.source.kind == "file" else None
+            self._slot = Frame(image=image, index=index, timestamp=time.perf_counter(), media_time=media_time)
             self._frames_read += 1
             self._size = (int(image.shape[1]), int(image.shape[0]))
             self._cond.notify_all()

@@ -53,6 +53,16 @@ def _positive(kind: type) -> Any:
     return parse
 
 
+def _seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = -1.0
+    if not 0.0 <= value < float("inf"):
+        raise argparse.ArgumentTypeError(f"expected a number of seconds >= 0, got {text!r}")
+    return value
+
+
 def prog_name(argv0: str | None = None) -> str:
     """How the tool was started: ``fomm-live`` (the console script) or ``run_live.py`` (the checkout's shim)."""
     name = Path(sys.argv[0] if argv0 is None else argv0).name
@@ -82,6 +92,13 @@ def build_parser(prog: str | None = None) -> argparse.ArgumentParser:
         action="store_false",
         help="video file: process every frame instead of pacing it like a camera (offline rendering)",
     )
+    src.add_argument(
+        "--reconnect-seconds",
+        type=_seconds,
+        default=10.0,
+        metavar="S",
+        help="stream/webcam that drops: keep reopening it this long, with backoff, then exit 1 (10)",
+    )
     src.add_argument("--capture-size", type=_size, metavar="WxH", help="requested webcam size, e.g. 1280x720")
     src.add_argument("--capture-fps", type=_positive(float), metavar="FPS", help="requested webcam frame rate")
     mdl = p.add_argument_group("model")
@@ -109,6 +126,13 @@ def build_parser(prog: str | None = None) -> argparse.ArgumentParser:
     mot.add_argument("--adapt-scale", action=argparse.BooleanOptionalAction, default=None, help="default on")
     mot.add_argument("--filter", type=_strength, metavar="0..1", help="keypoint smoothing strength, 0 = off (0.3)")
     mot.add_argument("--mirror", action=argparse.BooleanOptionalAction, default=None, help="flip the camera")
+    mot.add_argument(
+        "--hold-seconds",
+        type=_seconds,
+        default=2.0,
+        metavar="S",
+        help="face lost: hold the last pose this long, then ease back to the rest pose (2)",
+    )
     mot.add_argument("--find-best-frame", action="store_true", help="start by calibrating on the best-matching pose")
     mot.add_argument("--best-frame-seconds", type=_positive(float), default=2.0, help="search length (2 s)")
     out = p.add_argument_group("output")
@@ -184,6 +208,8 @@ def _config(args: argparse.Namespace) -> Any:
         max_frames=args.max_frames,
         best_frame_seconds=args.best_frame_seconds,
         remember=args.remember,
+        reconnect_seconds=args.reconnect_seconds,
+        hold_seconds=args.hold_seconds,
     )
     return config, merged, given
 
@@ -199,7 +225,8 @@ def _remember(merged: Any, given: dict[str, Any]) -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Run the live tool; returns the exit status (2 for user errors, 130 when interrupted twice)."""
+    """Run the live tool; returns the exit status (2 for user errors, 1 when the camera was lost for good,
+    130 when interrupted twice)."""
     prog = prog_name()
     tag = prog.removesuffix(".py")
     logging.basicConfig(level=logging.INFO, format=f"{tag}: %(message)s", stream=sys.stderr)
@@ -269,4 +296,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     print(result.stats.format_table(), file=sys.stderr)
     if config.remember:
         _remember(replace(merged, camera=merged.camera), given)
+    if result.camera_lost is not None:
+        print(f"{tag}: error: camera gone: {' '.join(result.camera_lost.split())}", file=sys.stderr)
+        return 1
     return 0

@@ -55,6 +55,10 @@ class LiveConfig:
         max_frames: stop after this many frames (``None``: until quit / end of video).
         best_frame_seconds: how long "find best frame" watches the camera.
         remember: read defaults from and save the last camera, avatar and options to the settings file.
+        reconnect_seconds: a stream or webcam that stops delivering is reopened for this long (exponential
+            backoff) before the run ends with "camera lost" (exit status 1).
+        hold_seconds, ease_seconds: while no face is seen, hold the last pose this long, then ease back to the
+            rest pose over ``ease_seconds``.
     """
 
     camera: str = "auto"
@@ -87,6 +91,9 @@ class LiveConfig:
     max_frames: int | None = None
     best_frame_seconds: float = 2.0
     remember: bool = True
+    reconnect_seconds: float = 10.0
+    hold_seconds: float = 2.0
+    ease_seconds: float = 1.0
 
     def __post_init__(self) -> None:
         if self.dtype not in DTYPES:
@@ -105,5 +112,9 @@ class LiveConfig:
             raise LiveConfigError(f"max frames {self.max_frames!r} must be >= 1")
         if not self.best_frame_seconds > 0:
             raise LiveConfigError(f"best-frame seconds {self.best_frame_seconds!r} must be > 0")
+        for name in ("reconnect_seconds", "hold_seconds", "ease_seconds"):
+            value = getattr(self, name)
+            if not (isinstance(value, (int, float)) and 0 <= value < float("inf")):
+                raise LiveConfigError(f"{name.replace('_', ' ')} {value!r} must be a number of seconds >= 0")
         if not self.camera.strip():
             raise LiveConfigError("camera must not be empty (an index, a video file, a URL or 'auto')")

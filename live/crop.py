@@ -8,15 +8,22 @@ Per frame, :class:`FaceFramer`:
 1. flips the frame horizontally when ``mirror`` is set (everything after, boxes included, is in the flipped
    frame);
 2. runs the face detector on a copy downscaled to ``detect_side`` pixels (longest side) on the first frame,
-   every ``detect_every`` frames while it tracks a face, and on every frame while no face is seen;
+   every ``detect_every`` frames while it tracks a face, and on every frame while no face is seen; on the
+   frames in between, the face is *confirmed* by a cheap check: the last face box's region, as a 16x16 gray
+   thumbnail, may differ from the last confirmed frame's by at most ``max_change`` (mean absolute difference,
+   share of full scale), else the detector runs on that frame too (a cut, the face leaving, a hand over it).
+   So :attr:`Framing.face_found` is never true for a frame whose face was not seen or confirmed;
 3. turns the largest face box ``(x0, y0, x1, y1)`` into a square of side ``scale * max(w, h)`` centred on the
    box and raised by ``lift * h`` (as :func:`fomm.media.image.face_square`: the detector's box stops at the
    brows, so the raise keeps some hair and the chin margin of the VoxCeleb crops the models were trained on);
 4. moves the crop towards that square with an exponential moving average that starts only when the square is
    more than ``min_move`` (relative to the crop side) away and stops once it is close again (hysteresis), so a
    still face gives a pixel-still crop while a moving one is followed smoothly;
-5. cuts the square out (edges replicated where it leaves the frame) and resizes it to ``size`` (area
-   averaging when shrinking, bicubic when enlarging).
+5. places the square inside the frame by the one cropping rule of the project
+   (:func:`fomm.media.image.place_square`, also used by ``fomm animate --driving-crop face`` and
+   ``prepare-data``: shifted into the frame, shrunk to the frame's shorter side when larger, so no edge pixels
+   are stretched), cuts it out and resizes it to ``size`` (area averaging when shrinking, bicubic when
+   enlarging).
 
 While no face is seen the last box is held; before any face was seen the crop is the frame's centred square.
 """
@@ -31,7 +38,7 @@ from typing import Any, NamedTuple, Protocol
 import numpy as np
 
 from fomm.media._deps import import_cv2
-from fomm.media.image import FACE_CROP_LIFT, FACE_CROP_SCALE, Box, crop_resize
+from fomm.media.image import FACE_CROP_LIFT, FACE_CROP_SCALE, Box, crop_resize, place_square
 
 __all__ = ["CropConfig", "FaceBoxDetector", "FaceFramer", "Framing", "SquareBox"]
 
@@ -46,6 +53,8 @@ ALREADY_CROPPED_SHARE = 0.8
 SQUARE_TOLERANCE = 0.02
 #: The moving average stops once the crop is within this share of ``min_move`` of the target.
 SETTLE_SHARE = 0.25
+#: Side of the gray thumbnail of the face region that confirms the face on frames the detector skips.
+CONFIRM_SIDE = 16
 
 FaceBox = tuple[float, float, float, float]
 #: ``(x0, y0, side)``: top-left corner and side of a square, float camera pixels.
@@ -89,6 +98,9 @@ class CropConfig:
             after).
         mirror: flip the camera frame horizontally before everything else.
         detect_side: longest side, pixels, of the downscaled copy the detector runs on (0: full resolution).
+        max_change: on frames the detector skips, the largest change of the face region since the last confirmed
+            frame (mean absolute difference of 16x16 gray thumbnails, share of full scale) that still counts as
+            the same face; above it the detector runs on that frame. 0 runs the detector on every frame.
     """
 
     size: int = 256
@@ -100,6 +112,7 @@ class CropConfig:
     lost_after: int = 3
     mirror: bool = False
     detect_side: int = 320
+    max_change: float = 0.12
 
     def __post_init__(self) -> None:
         if not _is_int(self.size) or not 16 <= self.size <= 4096:
@@ -122,6 +135,8 @@ class CropConfig:
             raise ValueError(
                 f"CropConfig.detect_side must be 0 (full size) or an integer >= 64, got {self.detect_side!r}"
             )
+        if not _is_real(self.max_change) or not 0.0 <= self.max_change <= 1.0:
+            raise ValueError(f"CropConfig.max_change must be a number in [0, 1], got {self.max_change!r}")
 
 
 class Framing(NamedTuple):
@@ -130,9 +145,9 @@ class Framing(NamedTuple):
     Attributes:
         crop: ``(size, size, 3)`` uint8 BGR, what the model sees.
         box: ``(x0, y0, side)`` of the cropped square, float camera pixels (of the mirrored frame when
-            ``mirror`` is set); it may reach outside the frame (that part is edge-replicated).
+            ``mirror`` is set), inside the frame unless the face is larger than the frame.
         face_found: a face is seen this frame: the detector found one this frame or, on frames it skipped,
-            at its last run.
+            the face region is still the one it found (see ``CropConfig.max_change``).
         holding: no face is seen now and the last good box is held.
         detected: the detector ran on this frame.
         score: confidence of the detection the box follows, in ``[0, 1]`` (1 for detectors that give none);
@@ -164,10 +179,29 @@ def _center_square(height: int, width: int) -> SquareBox:
     return ((width - side) / 2.0, (height - side) / 2.0, side)
 
 
-def _pixel_box(box: SquareBox) -> Box:
-    x0, y0, side = box
-    left, top, n = round(x0), round(y0), max(1, round(side))
-    return Box(left, top, left + n, top + n)
+def _placed(cx: float, cy: float, side: float, height: int, width: int) -> tuple[SquareBox, Box]:
+    """The square of centre ``(cx, cy)`` and ``side`` placed by the project's cropping rule
+    (:func:`fomm.media.image.place_square`): ``(x0, y0, side)`` in float pixels and the integer box cut."""
+    if side > min(height, width):
+        side = float(min(height, width))
+    x0, y0 = cx - side / 2.0, cy - side / 2.0
+    if side <= width:
+        x0 = min(max(x0, 0.0), width - side)
+    if side <= height:
+        y0 = min(max(y0, 0.0), height - side)
+    return (x0, y0, side), place_square(x0 + side / 2.0, y0 + side / 2.0, side, (width, height))
+
+
+def _thumbnail(image_bgr: np.ndarray, face_box: FaceBox) -> np.ndarray | None:
+    """16x16 float32 gray thumbnail of a face box's region (``None`` when the box leaves nothing)."""
+    cv2 = import_cv2()
+    height, width = image_bgr.shape[:2]
+    x0, y0 = max(0, math.floor(face_box[0])), max(0, math.floor(face_box[1]))
+    x1, y1 = min(width, math.ceil(face_box[2])), min(height, math.ceil(face_box[3]))
+    if x1 - x0 < 2 or y1 - y0 < 2:
+        return None
+    gray = cv2.cvtColor(np.ascontiguousarray(image_bgr[y0:y1, x0:x1]), cv2.COLOR_BGR2GRAY)
+    return cv2.resize(gray, (CONFIRM_SIDE, CONFIRM_SIDE), interpolation=cv2.INTER_AREA).astype(np.float32)
 
 
 class FaceFramer:
@@ -200,6 +234,7 @@ class FaceFramer:
         self._score = 0.0
         self._face_box: FaceBox | None = None
         self._frame_shape: tuple[int, int] | None = None
+        self._confirmed: np.ndarray | None = None  # thumbnail of the face region in the last confirmed frame
 
     @property
     def detector(self) -> FaceBoxDetector:
@@ -313,12 +348,15 @@ class FaceFramer:
         self._frame_shape = (height, width)
 
         detected = self._countdown <= 0 or self._misses > 0 or self._center is None
+        if not detected and not self._still_confirmed(image_bgr):
+            detected = True  # the face region changed since the last confirmed frame: look again now
         if detected:
             found = self._detect(image_bgr, config.detect_side)
             self._countdown = config.detect_every - 1
             if found is None:
                 self._misses += 1
                 self._score = 0.0
+                self._confirmed = None
                 if self._misses == config.lost_after and self._center is not None:
                     logger.info("face lost: holding the last crop")
             else:
@@ -327,6 +365,7 @@ class FaceFramer:
                     logger.info("face found again after %d frames", self._misses)
                 self._misses = 0
                 self._face_box, self._score = found
+                self._confirmed = _thumbnail(image_bgr, found[0])
                 self._target = self._square(found[0])
                 if self._center is None or was_lost:  # first face, or back after a loss: no gliding across
                     cx, cy, side = self._target
@@ -341,9 +380,10 @@ class FaceFramer:
             self._follow()
         if self._center is None:
             box = _center_square(height, width)
+            pixels = Box(round(box[0]), round(box[1]), round(box[0]) + round(box[2]), round(box[1]) + round(box[2]))
         else:
-            box = (self._center[0] - self._side / 2.0, self._center[1] - self._side / 2.0, self._side)
-        crop = crop_resize(image_bgr, _pixel_box(box), config.size)
+            box, pixels = _placed(self._center[0], self._center[1], self._side, height, width)
+        crop = crop_resize(image_bgr, pixels, config.size)
         return Framing(
             crop=crop,
             box=box,
@@ -354,6 +394,21 @@ class FaceFramer:
             lost=self._center is None or self._misses >= config.lost_after,
             face_box=self._face_box,
         )
+
+    def _still_confirmed(self, image_bgr: np.ndarray) -> bool:
+        """On a frame the detector would skip: whether the last face box's region still looks as it did in the
+        last confirmed frame (and then this frame becomes the confirmed one)."""
+        if self._confirmed is None or self._face_box is None or self.config.max_change <= 0:
+            return False
+        now = _thumbnail(image_bgr, self._face_box)
+        if now is None:
+            return False
+        change = float(np.abs(now - self._confirmed).mean()) / 255.0
+        if change > self.config.max_change:
+            logger.debug("face region changed by %.3f since the last confirmed frame: detecting", change)
+            return False
+        self._confirmed = now
+        return True
 
     # --- stills -----------------------------------------------------------------------------------------------
 
@@ -386,5 +441,7 @@ class FaceFramer:
                 logger.debug("the %dx%d image is already a face crop: resized as is", width, height)
                 box = _center_square(height, width)
             else:
-                box = (cx - side / 2.0, cy - side / 2.0, side)
-        return crop_resize(image_bgr, _pixel_box(box), self.config.size), box
+                box, _ = _placed(cx, cy, side, height, width)
+        x0, y0, side = box
+        pixels = Box(round(x0), round(y0), round(x0) + max(1, round(side)), round(y0) + max(1, round(side)))
+        return crop_resize(image_bgr, pixels, self.config.size), box

@@ -6,8 +6,10 @@ import logging
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Protocol
+
+import numpy as np
 
 from .controls import Action, actions_for
 from .pipeline import PuppetPipeline, StepResult
@@ -30,6 +32,8 @@ class FrameReader(Protocol):
 
     def read(self, timeout: float | None = None, after_index: int = -1) -> Frame | None: ...
 
+    # optional: ``reconnecting`` (bool property), read with getattr
+
 
 class SinkLike(Protocol):
     def send(self, view: View) -> None: ...
@@ -45,13 +49,17 @@ class LoopOptions:
         fps_cap: at most this many frames per second (``None``: as fast as the pipeline goes).
         max_frames: stop after this many animated frames.
         best_frame_frames: frames a find-best-frame search watches.
-        read_timeout: seconds to wait for a camera frame before checking for stop requests.
+        read_timeout: seconds to wait for a camera frame before polling the keys and checking for stop requests
+            (so ``q`` works while no frame comes, e.g. during reconnects).
+        waiting_after: seconds without a frame after which the preview is refreshed with a "waiting for the
+            camera" status (at once while the capture says it is reconnecting).
     """
 
     fps_cap: float | None = None
     max_frames: int | None = None
     best_frame_frames: int = 50
-    read_timeout: float = 0.5
+    read_timeout: float = 0.1
+    waiting_after: float = 1.0
 
 
 @dataclass
@@ -74,6 +82,11 @@ def overlay_lines(result: StepResult, stats: LatencyStats, state: LoopState, not
         lines.append("waiting for a face to calibrate")
     elif result.calibration_score is not None:
         lines.append(f"calibration distance {result.calibration_score:.3f} (c: recalibrate, b: best frame)")
+    if result.calibrated and not result.framing.face_found:
+        if result.rest <= 0.0:
+            lines.append("no face: holding the last pose")
+        else:
+            lines.append("no face: easing back to the rest pose" if result.rest < 1.0 else "no face: rest pose")
     if result.searching:
         lines.append("finding best frame: look at the camera like the avatar does")
     if state.passthrough:
@@ -117,20 +130,28 @@ def run_loop(
     if stats.frames == 0:
         stats.started = time.perf_counter()  # FPS counts the loop, not the start-up
     next_due = time.perf_counter()
+    last_view: View | None = None
+    last_frame_at = time.perf_counter()
     while not stop.is_set():
-        # 1. newest frame (blocks until one newer than the last arrives)
+        # 1. newest frame (blocks until one newer than the last arrives, at most read_timeout)
         t0 = time.perf_counter()
         frame = capture.read(timeout=options.read_timeout, after_index=last_index)
         if frame is None:
             if capture.ended:
                 logger.info("camera stream ended")
                 break
+            # no frame yet: keep the window alive and the keys working
+            reconnecting = bool(getattr(capture, "reconnecting", False))
+            if reconnecting or time.perf_counter() - last_frame_at >= options.waiting_after:
+                _send_waiting(sinks, last_view, pipeline, reconnecting)
+            _handle_keys(sinks, pipeline, state, options, stop, on_action)
             continue
+        last_frame_at = time.perf_counter()
         stats.add("capture_wait", (time.perf_counter() - t0) * 1000.0)
         last_index = frame.index
         stats.dropped = capture.dropped
         # 2. per-frame work
-        result = pipeline.step(frame.image, frame.timestamp)
+        result = pipeline.step(frame.image, frame.time)
         stats.add_timings(result.timings)
         if had_face and not result.framing.face_found:
             stats.faces_lost += 1
@@ -148,6 +169,7 @@ def run_loop(
             lines=overlay_lines(result, stats, state, notes) if state.overlay else [],
             passthrough=state.passthrough,
             timestamp=frame.timestamp,
+            time=frame.time,
         )
         t1 = time.perf_counter()
         sinks.send(view)
@@ -155,12 +177,9 @@ def run_loop(
         stats.add("sink", (t2 - t1) * 1000.0)
         stats.add("glass_to_glass", (t2 - frame.timestamp) * 1000.0)
         stats.frame_done(t2)
+        last_view = view
         # 4. keys
-        for action in actions_for(sinks.poll_keys()):
-            if _apply(action, pipeline, state, options) and on_action is not None:
-                on_action(action)
-            if action is Action.QUIT:
-                stop.set()
+        _handle_keys(sinks, pipeline, state, options, stop, on_action)
         if options.max_frames is not None and stats.frames >= options.max_frames:
             break
         # 5. pacing
@@ -170,6 +189,34 @@ def run_loop(
             if delay > 0:
                 stop.wait(delay)
     return stats
+
+
+def _handle_keys(
+    sinks: SinkLike,
+    pipeline: PuppetPipeline,
+    state: LoopState,
+    options: LoopOptions,
+    stop: threading.Event,
+    on_action: Callable[[Action], None] | None,
+) -> None:
+    for action in actions_for(sinks.poll_keys()):
+        if _apply(action, pipeline, state, options) and on_action is not None:
+            on_action(action)
+        if action is Action.QUIT:
+            stop.set()
+
+
+def _send_waiting(sinks: SinkLike, last: View | None, pipeline: PuppetPipeline, reconnecting: bool) -> None:
+    """Refresh the preview while no camera frame comes: the last view (or the avatar) with a status line."""
+    line = "camera lost: reconnecting... (q: quit)" if reconnecting else "waiting for the camera... (q: quit)"
+    if last is not None:
+        view = replace(last, lines=[*last.lines, line], waiting=True)
+    else:
+        still = pipeline.source_image
+        if still is None:
+            return
+        view = View(output=still, camera=np.zeros_like(still), face_found=False, lines=[line], waiting=True)
+    sinks.send(view)
 
 
 def _apply(action: Action, pipeline: PuppetPipeline, state: LoopState, options: LoopOptions) -> bool:

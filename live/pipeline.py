@@ -43,6 +43,8 @@ class StepResult:
         calibration_score: landmark distance between the calibration frame and the avatar (lower is better;
             ``None`` when unknown).
         searching: a find-best-frame search is running.
+        rest: while no face is seen, how far the avatar has eased from the held pose back to the rest pose,
+            0 (holding the last confirmed pose) to 1 (at rest); 0 while a face is seen.
     """
 
     output: np.ndarray
@@ -53,6 +55,18 @@ class StepResult:
     calibrated: bool = False
     calibration_score: float | None = None
     searching: bool = False
+    rest: float = 0.0
+
+
+def _ease(elapsed: float, hold: float, ease: float) -> float:
+    """Weight of the rest pose ``elapsed`` seconds into a face loss: 0 during ``hold``, then a smoothstep to 1
+    over ``ease`` seconds."""
+    if elapsed <= hold:
+        return 0.0
+    if ease <= 0:
+        return 1.0
+    x = min(1.0, (elapsed - hold) / ease)
+    return x * x * (3.0 - 2.0 * x)
 
 
 class _Event(Protocol):
@@ -118,9 +132,13 @@ class PuppetPipeline:
 
     Relative motion (the default) needs a calibration frame: the first frame with a face, or the one
     asked for with :meth:`request_calibration`, or the best of a :meth:`find_best_frame` search (the
-    frame whose face landmarks are closest to the avatar's, as the original demo does offline). While no
-    face is seen, the last good driving keypoints are reused: the avatar holds still instead of following
-    a face-less crop.
+    frame whose face landmarks are closest to the avatar's, as the original demo does offline).
+
+    Face loss: only frames whose face the framer confirmed (:attr:`Framing.face_found`) drive the avatar. While
+    no face is seen, the last confirmed pose is held (the last good output, pixel for pixel) for
+    ``hold_seconds``, then the avatar eases smoothly (smoothstep over ``ease_seconds``) to the rest pose: the
+    avatar's own keypoints, i.e. the calibration pose in relative mode. When the face comes back the animation
+    resumes (the keypoint filter restarts from the new pose). Times are the frames' own timestamps.
 
     Args:
         backend: computes keypoints and frames.
@@ -130,6 +148,8 @@ class PuppetPipeline:
         keypoint_filter: causal smoothing of the driving keypoints, or ``None``.
         landmarker: face landmarks for find-best-frame and the calibration score (``None``: both off).
         mirror: flip camera frames horizontally.
+        hold_seconds: how long the last confirmed pose is held after the face is lost.
+        ease_seconds: how long the avatar then takes to ease back to the rest pose.
     """
 
     def __init__(
@@ -143,7 +163,14 @@ class PuppetPipeline:
         keypoint_filter: KeypointFilter | None = None,
         landmarker: Landmarker | None = None,
         mirror: bool = False,
+        hold_seconds: float = 2.0,
+        ease_seconds: float = 1.0,
     ) -> None:
+        for name, value in (("hold_seconds", hold_seconds), ("ease_seconds", ease_seconds)):
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value < float("inf"):
+                raise ValueError(f"PuppetPipeline {name} must be a number of seconds >= 0, got {value!r}")
+        self.hold_seconds = float(hold_seconds)
+        self.ease_seconds = float(ease_seconds)
         self.backend = backend
         self.framer = framer
         self.processor = processor or FrameProcessor(backend.device)
@@ -166,6 +193,9 @@ class PuppetPipeline:
         self._events = _cuda_events(self.backend.device)
         #: frames replaced by the last good frame because a number was not finite or a jacobian singular
         self.bad_frames = 0
+        self._last_output: np.ndarray | None = None  # the last output made from a confirmed face
+        self._rest_output: np.ndarray | None = None  # the avatar in its rest pose (made on first need)
+        self._lost_since: float | None = None  # time of the first frame without a face, None while seen
 
     # --- per source --------------------------------------------------------------------------------------
 
@@ -183,6 +213,9 @@ class PuppetPipeline:
         self._calibration = None
         self._calibration_score = None
         self._last_kp = None
+        self._last_output = None
+        self._rest_output = None
+        self._lost_since = None
         if self.filter is not None:
             self.filter.reset()
         return crop
@@ -271,25 +304,33 @@ class PuppetPipeline:
         if self._kp_source is None or self._still is None:
             raise RuntimeError("set_source() must run before step()")
         timer = _Timer(self._events)
+        now = time.perf_counter() if timestamp is None else float(timestamp)
         # 1. framing
         camera = np.ascontiguousarray(image_bgr[:, ::-1]) if self.mirror else image_bgr
         framing = self.framer(camera)
         timer.lap("crop")
-        # 2. driving keypoints (held while no face is seen; unusable ones, NaN or singular, are not used at all)
+        found = framing.face_found
+        if found and self._lost_since is not None:  # the face is back: resume from its pose, not a stale one
+            self._lost_since = None
+            if self.filter is not None:
+                self.filter.reset()
+        elif not found and self._lost_since is None:
+            self._lost_since = now
+        # 2. driving keypoints (only from confirmed faces, or to show something before the first face); unusable
+        #    ones (NaN, singular jacobians) are not used at all
+        kp = self._last_kp
         usable = True
-        if framing.face_found or self._last_kp is None:
+        if found or self._last_kp is None:
             kp = self.backend.keypoints(self.processor.to_tensor(framing.crop))
             usable = fomm.usable_keypoints(kp)
             if usable:
                 if self.filter is not None:
-                    kp = self.filter(kp, time.perf_counter() if timestamp is None else timestamp)
-                if framing.face_found:
+                    kp = self.filter(kp, now)
+                if found:
                     self._last_kp = kp
-        else:
-            kp = self._last_kp
         timer.lap("keypoints")
         # 3. calibration (only with a face in view)
-        if framing.face_found and usable:
+        if found and usable:
             before = self._calibration
             self._update_calibration(kp, framing.crop)
             if self.filter is not None and self._calibration is not before:
@@ -297,18 +338,16 @@ class PuppetPipeline:
         timer.lap("calibrate")
         # 4. motion transfer + dense motion + generation
         calibrated = not self.relative or self._calibration is not None
+        rest = 0.0
         if not usable:
             timer.lap("generate")
             output = self._bad_frame("the driving keypoints are not finite or a jacobian is singular")
-        elif calibrated and (framing.face_found or self._last_kp is not None):
-            kp_norm = fomm.transfer_motion(kp, self._calibration, relative=self.relative)
-            frame = self.backend.generate(kp_norm)
-            timer.lap("generate")
-            # 5. back to pixels (a frame that is not finite is never shown)
-            if bool(torch.isfinite(frame).all()):
-                output = self._last_good = self.processor.to_image(frame)
-            else:
-                output = self._bad_frame("the generated frame is not finite")
+        elif calibrated and found:
+            output = self._generate(fomm.transfer_motion(kp, self._calibration, relative=self.relative), timer)
+            self._last_output = output
+        elif calibrated and self._last_kp is not None and self._lost_since is not None:
+            rest = _ease(now - self._lost_since, self.hold_seconds, self.ease_seconds)
+            output = self._held(rest, timer)
         else:  # nothing to follow yet: the avatar as it is
             timer.lap("generate")
             output = self._still
@@ -323,4 +362,36 @@ class PuppetPipeline:
             calibrated=calibrated,
             calibration_score=self._calibration_score,
             searching=self._search_left > 0,
+            rest=rest,
         )
+
+    def _generate(self, kp_norm: fomm.Keypoints, timer: _Timer) -> np.ndarray:
+        frame = self.backend.generate(kp_norm)
+        timer.lap("generate")
+        # 5. back to pixels (a frame that is not finite is never shown)
+        if not bool(torch.isfinite(frame).all()):
+            return self._bad_frame("the generated frame is not finite")
+        self._last_good = self.processor.to_image(frame)
+        return self._last_good
+
+    def _held(self, rest: float, timer: _Timer) -> np.ndarray:
+        """The output while no face is seen: the last confirmed output, eased towards the rest pose by ``rest``."""
+        assert self._last_kp is not None and self._kp_source is not None
+        if rest <= 0.0 and self._last_output is not None:
+            timer.lap("generate")
+            return self._last_output
+        if rest >= 1.0 and self._rest_output is not None:
+            timer.lap("generate")
+            return self._rest_output
+        held = fomm.transfer_motion(self._last_kp, self._calibration, relative=self.relative)
+        source = self._kp_source
+        kp_norm = fomm.Keypoints(
+            torch.lerp(held.value, source.value.to(held.value), rest),
+            torch.lerp(held.jacobian, source.jacobian.to(held.jacobian), rest),
+        )
+        output = self._generate(kp_norm, timer)
+        if rest <= 0.0:
+            self._last_output = output
+        elif rest >= 1.0:
+            self._rest_output = output
+        return output

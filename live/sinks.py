@@ -260,9 +260,12 @@ class VirtualCameraSink(_SinkBase):
         )
 
     def send(self, view: View) -> None:
-        """Send one frame: the avatar, or the real camera while ``view.passthrough``."""
+        """Send one frame: the avatar, or the real camera while ``view.passthrough`` (status refreshes,
+        ``view.waiting``, are not sent)."""
         if self._camera is None:
             raise SinkError(f"virtual camera {self.device_name} is closed")
+        if view.waiting:  # a status refresh for the preview: the meeting keeps the last real frame
+            return
         cv2 = import_cv2()
         image = view.camera if view.passthrough else view.output
         rgb = cv2.cvtColor(letterbox(image, self.width, self.height, self.fit), cv2.COLOR_BGR2RGB)
@@ -445,12 +448,14 @@ class PreviewSink(_SinkBase):
 class VideoFileSink(_SinkBase):
     """Record the avatar (or the whole preview) to a video file through :class:`fomm.media.video.VideoWriter`.
 
-    One frame is written per ``send``, played back at ``fps`` (the file's timing is the frame count, not
-    the wall clock). The file appears at ``path`` only when :meth:`close` finishes it.
+    One frame is written per ``send``, at the view's own time (:attr:`View.time`, else its capture
+    ``timestamp``): the file plays for as long as the frames took to come (variable frame rate), whatever rate
+    the loop reached. Status refreshes (``view.waiting``) are not recorded. The file appears at ``path`` only
+    when :meth:`close` finishes it.
 
     Args:
         path: output file (``.mp4``; the suffix picks the container).
-        fps: frame rate of the file.
+        fps: nominal frame rate of the file (the rate OpenCV's fixed-rate fallback writer resamples to).
         size: ``(width, height)`` of the file; default the first written frame's size. Frames of another size
             (e.g. the preview while passthrough is toggled) are letterboxed into it.
         include_preview: write the composed preview (crop | avatar | overlay) instead of ``view.output``.
@@ -480,7 +485,7 @@ class VideoFileSink(_SinkBase):
         self.frames = 0
         self._size = None if size is None else (int(size[0]), int(size[1]))
         try:
-            self._writer: Any = VideoWriter(self.path, fps, codec=codec)
+            self._writer: Any = VideoWriter(self.path, fps, codec=codec, timed=True)
         except (MediaError, ValueError) as exc:
             raise SinkError(f"cannot record to {str(self.path)!r}: {exc}") from exc
 
@@ -495,13 +500,15 @@ class VideoFileSink(_SinkBase):
 
         if self._writer is None:
             raise SinkError(f"the recording {str(self.path)!r} is closed")
+        if view.waiting:
+            return
         cv2 = import_cv2()
         image = compose_preview(view) if self.include_preview else view.output
         if self._size is None:
             self._size = (int(image.shape[1]), int(image.shape[0]))
         rgb = cv2.cvtColor(letterbox(image, *self._size), cv2.COLOR_BGR2RGB)
         try:
-            self._writer.write(rgb)
+            self._writer.write(rgb, time=view.timestamp if view.time is None else view.time)
         except (MediaError, OSError) as exc:
             raise SinkError(f"cannot record to {str(self.path)!r}: {exc}") from exc
         self.frames += 1

@@ -18,11 +18,21 @@ class Frame:
         index: 0-based sequence number of the frames the source produced; gaps are frames that were
             dropped because a newer one arrived first.
         timestamp: ``time.perf_counter()`` when the frame was grabbed (start of glass-to-glass latency).
+        media_time: the frame's own time in seconds on its source's timeline: ``index / fps`` for a video file
+            (the same on every run, paced or not), ``None`` for cameras and streams (their grab time is
+            their time).
     """
 
     image: np.ndarray
     index: int
     timestamp: float
+    media_time: float | None = None
+
+    @property
+    def time(self) -> float:
+        """The frame's time for everything that depends on time (keypoint filter, face-loss timing,
+        recording): :attr:`media_time` when the source has one, else the grab time."""
+        return self.timestamp if self.media_time is None else self.media_time
 
 
 @dataclass
@@ -38,6 +48,9 @@ class View:
         lines: overlay text (FPS, per-stage ms, calibration score, status), top to bottom.
         passthrough: show the real camera instead of the avatar.
         timestamp: capture time of the frame (``time.perf_counter()``), for glass-to-glass latency.
+        time: the frame's own time (:attr:`Frame.time`), seconds: recordings are timed by it.
+        waiting: a status refresh while no camera frame comes (e.g. reconnecting), not a new frame: shown by the
+            preview only (not sent to a virtual camera, not recorded).
     """
 
     output: np.ndarray
@@ -48,3 +61,5 @@ class View:
     lines: list[str] = field(default_factory=list)
     passthrough: bool = False
     timestamp: float = 0.0
+    time: float | None = None
+    waiting: bool = False

@@ -29,6 +29,7 @@ __all__ = [
     "face_square",
     "fit_square",
     "load_image",
+    "place_square",
     "resize",
     "square_box",
     "to_tensor",
@@ -158,15 +159,57 @@ def crop_resize(image: np.ndarray, box: Box, size: int | tuple[int, int]) -> np.
     return resize(np.ascontiguousarray(inner), width, height)
 
 
+def place_square(
+    cx: float, cy: float, side: float, frame_size: tuple[int, int], *, min_side: float = 0.0, min_pixels: int = 1
+) -> Box:
+    """The project's one rule for cutting a square out of a frame (training data, ``fomm animate``'s face crop,
+    the live face framer): a square wanted at centre ``(cx, cy)`` with ``side`` is
+
+    1. shrunk to the frame's shorter side when it is larger (but not below ``min_side``, e.g. what must stay
+       in view), and
+    2. shifted into the frame along each axis where it fits.
+
+    So a crop reaches outside the frame (to be padded) only when it must be larger than the frame, and the model
+    never sees stretched edge pixels that the training crops did not have.
+
+    Args:
+        cx, cy: wanted centre, pixels.
+        side: wanted side, pixels.
+        frame_size: ``(width, height)`` of the frame.
+        min_side: the side is not shrunk below this.
+        min_pixels: smallest side in pixels.
+
+    Returns:
+        The integer square.
+    """
+    width, height = frame_size
+    if side > min(width, height):
+        side = max(float(min(width, height)), float(min_side))
+    n = max(int(min_pixels), round(side))
+    x0, y0 = round(cx - n / 2.0), round(cy - n / 2.0)
+    if n <= width:
+        x0 = min(max(x0, 0), width - n)
+    if n <= height:
+        y0 = min(max(y0, 0), height - n)
+    return Box(x0, y0, x0 + n, y0 + n)
+
+
 def face_square(
-    face_box: tuple[float, float, float, float], *, scale: float = FACE_CROP_SCALE, lift: float = FACE_CROP_LIFT
+    face_box: tuple[float, float, float, float],
+    *,
+    scale: float = FACE_CROP_SCALE,
+    lift: float = FACE_CROP_LIFT,
+    frame_size: tuple[int, int] | None = None,
 ) -> Box:
     """The square crop around a face box ``(x0, y0, x1, y1)``: side ``scale`` times the box's larger side,
-    centred on the box (raised by ``lift`` times its height). It may reach outside the image."""
+    centred on the box (raised by ``lift`` times its height). With ``frame_size`` (``(width, height)``) it is
+    placed by :func:`place_square` (inside the frame); without, it may reach outside the image."""
     x0, y0, x1, y1 = (float(v) for v in face_box)
     side = max(1, round(scale * max(x1 - x0, y1 - y0)))
     cx = (x0 + x1) / 2.0
     cy = (y0 + y1) / 2.0 - lift * (y1 - y0)
+    if frame_size is not None:
+        return place_square(cx, cy, side, frame_size)
     left = round(cx - side / 2.0)
     top = round(cy - side / 2.0)
     return Box(left, top, left + side, top + side)
@@ -183,7 +226,8 @@ def square_box(
 
     ``"resize"``: the whole image (its aspect ratio is not kept). ``"center"``: the largest centred square.
     ``"face"``: a square around the largest face (``face_box`` if given, else found with ``landmarker``,
-    default YuNet), ~1.8x the face box; it falls back to ``"center"`` with a warning when no face is found.
+    default YuNet), ~1.8x the face box, placed inside the image by :func:`place_square` (the rule of the training
+    crops); it falls back to ``"center"`` with a warning when no face is found.
 
     Raises:
         MediaError: unknown mode, or ``"face"`` without a usable face detector.
@@ -205,7 +249,7 @@ def square_box(
         if face_box is None:
             logger.warning("no face found in the %dx%d image: using a centre crop instead", w, h)
             return square_box(image, "center")
-        return face_square(face_box)
+        return face_square(face_box, frame_size=(w, h))
     raise MediaError(f"unknown crop mode {mode!r}; expected one of: {', '.join(CROP_MODES)}")
 
 

@@ -6,6 +6,7 @@ Frames are ``(H, W, 3)`` uint8 RGB arrays in ``[0, 255]``. Nothing here holds a 
 from __future__ import annotations
 
 import logging
+import math
 import os
 import re
 import uuid
@@ -36,6 +37,9 @@ __all__ = [
 ]
 
 logger = logging.getLogger(__name__)
+
+#: Time base of the presentation times a timed :class:`VideoWriter` writes (milliseconds).
+TIMED_TIME_BASE = Fraction(1, 1000)
 
 DEFAULT_FOLDER_FPS = 25
 
@@ -437,6 +441,9 @@ class VideoWriter:
         codec: ``"auto"``, ``"h264"``, ``"mpeg4"`` (both PyAV) or ``"mp4v"`` (OpenCV).
         crf: H.264 constant rate factor (lower is better; 18 is visually lossless-ish).
         audio_from: a media file whose first audio track is copied into the output (transcoded to AAC).
+        timed: frames carry their own times (``write(frame, time=seconds)``), so the file plays for as long as
+            they took: PyAV writes them as variable-frame-rate presentation times (millisecond precision, no
+            B-frames); OpenCV's writer, which has a fixed rate, repeats or drops frames to ``fps``.
     """
 
     def __init__(
@@ -447,6 +454,7 @@ class VideoWriter:
         codec: str = "auto",
         crf: int = 18,
         audio_from: str | Path | None = None,
+        timed: bool = False,
     ) -> None:
         if codec not in ("auto", "h264", "mpeg4", "mp4v"):
             raise ValueError(f"unknown codec {codec!r}; expected 'auto', 'h264', 'mpeg4' or 'mp4v'")
@@ -465,6 +473,11 @@ class VideoWriter:
         self._audio: _AudioTranscoder | None = None
         self._cv2_writer: Any = None
         self._closed = False
+        self.timed = timed
+        self._t0: float | None = None  # time of the first frame (timed)
+        self._last_pts = -1  # last presentation time written, in _time_base units (timed)
+        self._slots = 0  # fixed-rate slots filled (timed, OpenCV)
+        self._duration = 0.0  # seconds covered so far (timed)
 
     # -- setup
 
@@ -496,9 +509,11 @@ class VideoWriter:
                 stream = self._container.add_stream(name, rate=self.rate)
                 stream.width, stream.height = even_w, even_h
                 stream.pix_fmt = "yuv420p"
-                stream.codec_context.time_base = 1 / self.rate
+                stream.codec_context.time_base = TIMED_TIME_BASE if self.timed else 1 / self.rate
                 if name == "libx264":
                     stream.options = {"crf": str(self.crf), "preset": "medium"}
+                    if self.timed:  # B-frames make the mp4 report a stream duration short of the real one
+                        stream.options = {**stream.options, "bf": "0"}
                 else:
                     stream.bit_rate = max(1_000_000, int(even_w * even_h * float(self.rate) * 0.25))
                 self._stream = stream
@@ -539,12 +554,25 @@ class VideoWriter:
 
     # -- writing
 
-    def write(self, frames: np.ndarray) -> None:
-        """Append one ``(H, W, 3)`` frame or a batch ``(N, H, W, 3)``; uint8 RGB, all of the same size."""
+    def write(self, frames: np.ndarray, *, time: float | None = None) -> None:
+        """Append one ``(H, W, 3)`` frame or a batch ``(N, H, W, 3)``; uint8 RGB, all of the same size.
+
+        Args:
+            frames: the frame(s).
+            time: (``timed`` writers, one frame) its time in seconds, on any clock (the first frame's time is the
+                file's start); times that do not increase are moved just after the previous frame.
+
+        Raises:
+            ValueError: bad frames, or ``time`` missing/given where it does not belong.
+        """
         if self._closed:
             raise RuntimeError("the writer is closed")
         if frames.dtype != np.uint8 or frames.ndim not in (3, 4) or frames.shape[-1] != 3:
             raise ValueError(f"expected uint8 RGB (H, W, 3) or (N, H, W, 3) frames, got {frames.dtype} {frames.shape}")
+        if self.timed != (time is not None):
+            raise ValueError("a timed writer needs time= for each frame" if self.timed else "time= needs timed=True")
+        if time is not None and (frames.ndim != 3 or not math.isfinite(time)):
+            raise ValueError(f"time= goes with one (H, W, 3) frame and a finite number of seconds, got {time!r}")
         batch = frames[None] if frames.ndim == 3 else frames
         height, width = batch.shape[1:3]
         if self._size is None:
@@ -555,21 +583,41 @@ class VideoWriter:
         if width % 2 or height % 2:
             batch = np.pad(batch, ((0, 0), (0, height % 2), (0, width % 2), (0, 0)), mode="edge")
         for frame in batch:
-            self._write_one(np.ascontiguousarray(frame))
+            self._write_one(np.ascontiguousarray(frame), time)
 
-    def _write_one(self, frame: np.ndarray) -> None:
+    def _write_one(self, frame: np.ndarray, time: float | None = None) -> None:
+        if time is not None:
+            if self._t0 is None:
+                self._t0 = time
+            time = max(0.0, time - self._t0)
         if self._cv2_writer is not None:
             cv2 = import_cv2()
-            self._cv2_writer.write(cv2.cvtColor(frame, cv2.COLOR_RGB2BGR))
+            bgr = cv2.cvtColor(frame, cv2.COLOR_RGB2BGR)
+            # fixed rate: fill the slots up to this frame's time with it (none when it comes too early)
+            copies = 1 if time is None else max(0, round(time * float(self.rate)) + 1 - self._slots)
+            for _ in range(copies):
+                self._cv2_writer.write(bgr)
+            self._slots += copies
+            if time is not None:
+                self._duration = self._slots / float(self.rate)
         else:
             av = import_av()
             video_frame = av.VideoFrame.from_ndarray(frame, format="rgb24")
-            video_frame.pts = self.frames_written
-            video_frame.time_base = 1 / self.rate
+            if time is None:
+                video_frame.pts = self.frames_written
+                video_frame.time_base = 1 / self.rate
+                end = float((self.frames_written + 1) / self.rate)
+            else:
+                pts = max(round(time / TIMED_TIME_BASE), self._last_pts + 1)
+                self._last_pts = pts
+                video_frame.pts = pts
+                video_frame.time_base = TIMED_TIME_BASE
+                end = float(pts * TIMED_TIME_BASE) + float(1 / self.rate)
+                self._duration = end
             for packet in self._stream.encode(video_frame):
                 self._container.mux(packet)
             if self._audio is not None:
-                self._audio.pump(self._container, float((self.frames_written + 1) / self.rate))
+                self._audio.pump(self._container, end)
         self.frames_written += 1
 
     # -- finishing
@@ -593,7 +641,8 @@ class VideoWriter:
                 for packet in self._stream.encode(None):
                     self._container.mux(packet)
                 if self._audio is not None:
-                    self._audio.finish(self._container, float(self.frames_written / self.rate))
+                    end = self._duration if self.timed else float(self.frames_written / self.rate)
+                    self._audio.finish(self._container, end)
                 self._container.close()
             os.replace(self._tmp, self.path)
         except BaseException:

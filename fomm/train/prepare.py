@@ -439,11 +439,14 @@ def crop_for_boxes(
         frame_size: ``(width, height)`` of the frames.
 
     Returns:
-        ``((x0, y0, x1, y1), growth)``: the integer square (shifted into the frame when it fits; it reaches
-        outside, to be padded, only when it must be larger than the frame) and its side relative to
+        ``((x0, y0, x1, y1), growth)``: the integer square, placed by the project's one cropping rule,
+        :func:`fomm.media.image.place_square` (shifted into the frame when it fits; it reaches outside, to be
+        padded, only when it must be larger than the frame) and its side relative to
         ``scale`` times the median face size (1 for a still face).
     """
     import numpy as np
+
+    from fomm.media.image import place_square
 
     width, height = frame_size
     face = float(np.median(np.maximum(boxes[:, 2] - boxes[:, 0], boxes[:, 3] - boxes[:, 1])))
@@ -464,12 +467,8 @@ def crop_for_boxes(
         cx = min(max(cx, ux1 - half), ux0 + half)
     if side_px >= uy1 - uy0:
         cy = min(max(cy, uy1 - half), uy0 + half)
-    x0, y0 = round(cx - half), round(cy - half)
-    if side_px <= width:
-        x0 = min(max(x0, 0), width - side_px)
-    if side_px <= height:
-        y0 = min(max(y0, 0), height - side_px)
-    return (x0, y0, x0 + side_px, y0 + side_px), growth
+    box = place_square(cx, cy, side_px, (width, height), min_side=extent, min_pixels=2)
+    return (box.x0, box.y0, box.x1, box.y1), growth
 
 
 @dataclass(frozen=True)

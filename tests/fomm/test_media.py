@@ -155,12 +155,14 @@ def test_fit_square_face_with_box() -> None:
     assert out.shape == (64, 64, 3)
 
 
-def test_fit_square_face_near_the_edge_is_padded() -> None:
+def test_fit_square_face_near_the_edge_stays_inside() -> None:
     image = _pattern(100, 100)
+    box = square_box(image, "face", face_box=(0.0, 0.0, 30.0, 30.0))
+    assert box == Box(0, 0, 54, 54)  # shifted into the image (as the training crops), not padded
     out = fit_square(image, 50, "face", face_box=(0.0, 0.0, 30.0, 30.0))
-    assert out.shape == (50, 50, 3)
-    # the crop starts left of the image: replicated edge pixels, so the first columns repeat column 0
-    np.testing.assert_array_equal(out[:, 0], out[:, 1])
+    np.testing.assert_array_equal(out, crop_resize(image, Box(0, 0, 54, 54), 50))
+    # a face whose crop is larger than the image: the whole shorter side, centred on the face
+    assert square_box(_pattern(60, 100), "face", face_box=(30.0, 5.0, 80.0, 55.0)) == Box(25, 0, 85, 60)
 
 
 class _NoFace:

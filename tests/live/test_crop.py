@@ -195,20 +195,22 @@ def test_face_lost_and_found(driving_bgr: list[np.ndarray]) -> None:
     assert abs(cx - 0.5) < 0.08
 
 
-def test_face_at_the_edge_is_padded(avatar_bgr: np.ndarray) -> None:
-    canvas = np.zeros((600, 600, 3), np.uint8)
-    canvas[:256, :256] = avatar_bgr  # top-left corner: the crop square leaves the frame
-    framing = FaceFramer()(canvas)
-    assert framing.face_found
-    x0, y0, side = framing.box
-    assert x0 < 0 and y0 < 0
-    assert framing.crop.shape == (256, 256, 3) and framing.crop.dtype == np.uint8
-    canvas = np.zeros((600, 600, 3), np.uint8)
-    canvas[-256:, -256:] = avatar_bgr  # bottom-right corner
-    framing = FaceFramer()(canvas)
-    x0, y0, side = framing.box
-    assert framing.face_found and x0 + side > 600 and y0 + side > 600
-    assert framing.crop.shape == (256, 256, 3)
+def test_face_at_the_edge_is_cropped_inside_the_frame(avatar_bgr: np.ndarray) -> None:
+    """The crop square is shifted into the frame (the training crops' rule), never edge-replicated."""
+    for corner in ("top-left", "bottom-right"):
+        canvas = np.zeros((600, 600, 3), np.uint8)
+        if corner == "top-left":
+            canvas[:256, :256] = avatar_bgr
+        else:
+            canvas[-256:, -256:] = avatar_bgr
+        framing = FaceFramer()(canvas)
+        assert framing.face_found, corner
+        x0, y0, side = framing.box
+        assert x0 >= 0 and y0 >= 0 and x0 + side <= 600 and y0 + side <= 600, corner
+        assert framing.crop.shape == (256, 256, 3) and framing.crop.dtype == np.uint8
+        x, y, n = (round(v) for v in framing.box)
+        expected = cv2.resize(canvas[y : y + n, x : x + n], (256, 256), interpolation=cv2.INTER_AREA)
+        np.testing.assert_array_equal(framing.crop, expected)
 
 
 def test_crop_image_of_a_face_crop_is_kept(avatar_bgr: np.ndarray) -> None:
@@ -380,3 +382,20 @@ def test_framing_box_values_are_finite() -> None:
     framer = FaceFramer(detector=Scripted(lambda i, image: (1.0, 2.0, 3.0, 4.0)))
     framing = framer(np.zeros((20, 20, 3), np.uint8))
     assert all(math.isfinite(v) for v in framing.box)
+
+
+def test_frames_the_detector_skips_are_confirmed_against_the_last_face() -> None:
+    """A cut between two detector runs: the face region changed, so the detector runs at once and no face is
+    reported for a frame that has none."""
+    face = (100.0, 50.0, 200.0, 150.0)
+    detector = Scripted(lambda i, image: face if image[60:140, 110:190].mean() > 100 else None)
+    framer = FaceFramer(CropConfig(detect_every=5, detect_side=0), detector=detector)
+    rng = np.random.default_rng(0)
+    scene = rng.integers(120, 255, (300, 400, 3), dtype=np.uint8)
+    first = framer(scene)
+    steady = [framer(scene) for _ in range(2)]  # unchanged: confirmed without the detector
+    assert first.detected and all(f.face_found and not f.detected for f in steady)
+    assert detector.calls == 1
+    cut = framer(np.zeros_like(scene))  # frame 4: the detector would skip it
+    assert cut.detected and not cut.face_found and cut.holding
+    assert detector.calls == 2

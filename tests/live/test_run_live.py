@@ -7,7 +7,6 @@ import os
 import signal
 import subprocess
 import sys
-import threading
 import time
 from pathlib import Path
 
@@ -18,6 +17,8 @@ from vcam_backend import RecordingBackend, read_log, write_sitecustomize
 from fomm.media.assets import DEFAULT_DRIVING
 from live.app import run
 from live.config import LiveConfig
+from live.sinks import NullSink
+from live.types import View
 
 ROOT = Path(__file__).resolve().parents[2]
 pyvirtualcam = pytest.importorskip("pyvirtualcam", reason="pyvirtualcam is not installed (pip install -e '.[live]')")
@@ -91,17 +92,26 @@ def test_network_camera_that_drops(tmp_path: Path, monkeypatch: pytest.MonkeyPat
     RecordingBackend.instances.clear()
     with serve_stream(DEFAULT_DRIVING) as (url, stop_server):
         config = LiveConfig(
-            camera=url, preview=False, vcam=True, vcam_backend="fomm-test", stats=tmp_path / "s.json", remember=False
+            camera=url,
+            preview=False,
+            vcam=True,
+            vcam_backend="fomm-test",
+            stats=tmp_path / "s.json",
+            remember=False,
+            reconnect_seconds=1.0,
         )
-        timer = threading.Timer(3.0, stop_server)  # the stream drops mid-run
-        timer.start()
+
+        class DropAfter(NullSink):  # the stream drops mid-run, after 15 frames (however slow start-up was)
+            def send(self, view: View) -> None:
+                super().send(view)
+                if self.frames == 15:
+                    stop_server()
+
         started = time.monotonic()
-        try:
-            result = run(config)
-        finally:
-            timer.cancel()
+        result = run(config, extra_sinks=[DropAfter()])
     assert time.monotonic() - started < 60
-    assert result.stats.frames > 10
+    assert result.stats.frames >= 15
+    assert result.camera_lost is not None and "was lost" in result.camera_lost  # the caller exits with 1
     assert RecordingBackend.instances[0].close_calls == 1
     assert json.loads((tmp_path / "s.json").read_text())["frames"] == result.stats.frames
 

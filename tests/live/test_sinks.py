@@ -389,12 +389,12 @@ def decode(path: Path) -> tuple[list[np.ndarray], Fraction]:
 def test_video_file_sink_writes_a_playable_mp4(tmp_path: Path) -> None:
     path = tmp_path / "out.mp4"
     with VideoFileSink(path, 15) as sink:
-        for _ in range(10):
-            sink.send(make_view(64))
+        for i in range(10):
+            sink.send(make_view(64, timestamp=100.0 + i / 15))  # a 15 fps producer
         assert not path.exists()  # appears only when finished
     assert sink.size == (64, 64) and sink.frames == 10
     frames, rate = decode(path)
-    assert len(frames) == 10 and rate == 15
+    assert len(frames) == 10 and float(rate) == pytest.approx(15, rel=0.01)
     assert frames[0].shape == (64, 64, 3)
     r, g, b = frames[5][32, 32].astype(int)
     assert b > 200 and r < 40 and g < 40  # blue survives the BGR -> RGB conversion
@@ -404,10 +404,10 @@ def test_video_file_sink_writes_a_playable_mp4(tmp_path: Path) -> None:
 def test_video_file_sink_preview_and_size(tmp_path: Path) -> None:
     preview = tmp_path / "preview.mp4"
     with VideoFileSink(preview, Fraction(30000, 1001), include_preview=True) as sink:
-        sink.send(make_view(64))
-        sink.send(make_view(64, passthrough=True))  # wider preview: letterboxed into the first size
+        sink.send(make_view(64, timestamp=1.0))
+        sink.send(make_view(64, passthrough=True, timestamp=1.0 + 1001 / 30000))  # wider: letterboxed
     frames, rate = decode(preview)
-    assert len(frames) == 2 and rate == Fraction(30000, 1001) and frames[0].shape == (64, 128, 3)
+    assert len(frames) == 2 and float(rate) == pytest.approx(30000 / 1001, rel=0.02) and frames[0].shape == (64, 128, 3)
 
     sized = tmp_path / "sized.mp4"
     with VideoFileSink(sized, 25, size=(320, 240)) as sink:
