@@ -205,7 +205,9 @@ def follow_stats(driver: np.ndarray, output: np.ndarray) -> SignalStats:
         return SignalStats(None, None, None, None, frames)
     d, o = driver[both], output[both]
     d_std, o_std = float(d.std()), float(o.std())
-    amplitude = o_std / d_std if d_std > STILL_STD else None
+    amplitude = None
+    if d_std > STILL_STD:
+        amplitude = o_std / d_std if o_std > STILL_STD else 0.0  # a still output: exactly 0
     correlation = None
     if d_std > STILL_STD and o_std > STILL_STD and frames >= 3:
         correlation = float(np.clip(np.mean((d - d.mean()) * (o - o.mean())) / (d_std * o_std), -1.0, 1.0))
