@@ -24,6 +24,10 @@ and mouth. This metric measures the motion directly, across identities:
    skipped and counted): the Pearson correlation of driver and output, and the amplitude ratio
    ``std(output) / std(driver)``. 1 and 1 is perfect following; a still avatar gives amplitude 0.
 
+**Driver too still**: a driver whose signal varies less than :data:`NOISE_MULTIPLE` times the landmark jitter
+(:data:`NOISE_FLOOR`) is "not measurable" for that signal: its numbers compare noise with noise. They are kept
+(``measurable: false`` in JSON, in parentheses in the table) and left out of the means.
+
 **Undefined correlation**: when the output's (or the driver's) signal does not vary (standard deviation at or
 below :data:`STILL_STD`, e.g. the "copy the first frame" baseline, whose frames are identical), the
 correlation is undefined: ``None`` in JSON, ``-`` in the table; its amplitude ratio is 0 (the driver moves,
@@ -84,6 +88,14 @@ DETAIL_SIGNALS: frozenset[str] = frozenset({"mouth", "eyes"})
 MOTION_LANDMARK_CHOICES: tuple[str, ...] = ("auto", "facemesh", "yunet")
 #: A signal whose standard deviation over a clip is at or below this does not move: its correlation is undefined.
 STILL_STD = 1e-6
+#: Landmark jitter per signal (standard deviation of a signal that should stay constant while the bundled portrait
+#: is rolled by +-12 degrees and scaled by +-8 %; roll: the residual against the true angle), per landmark model.
+NOISE_FLOOR: dict[str, dict[str, float]] = {
+    "facemesh": {"roll": 0.5, "yaw": 0.015, "pitch": 0.014, "mouth": 0.004, "eyes": 0.008},
+    "yunet": {"roll": 2.0, "yaw": 0.027, "pitch": 0.024},
+}
+#: A driver whose signal varies less than this many times the noise floor does not move enough to be measured.
+NOISE_MULTIPLE = 2.0
 MODEL = "model"
 BASELINE = "copy first frame"
 METHODS: tuple[str, ...] = (MODEL, BASELINE)
@@ -179,6 +191,7 @@ class SignalStats:
         driver_std: standard deviation of the driver's signal (degrees for roll, unitless otherwise).
         output_std: the output's.
         frames: frames used (both faces present, signal measurable in both).
+        measurable: whether the driver's signal varies more than ``NOISE_MULTIPLE`` times the landmark noise.
     """
 
     correlation: float | None
@@ -186,14 +199,17 @@ class SignalStats:
     driver_std: float | None
     output_std: float | None
     frames: int
+    measurable: bool = True
 
 
-def follow_stats(driver: np.ndarray, output: np.ndarray) -> SignalStats:
+def follow_stats(driver: np.ndarray, output: np.ndarray, noise: float = 0.0) -> SignalStats:
     """Correlation and amplitude ratio of two per-frame signals, skipping frames where either is ``nan``.
 
     Args:
         driver: ``(T,)`` the driver's signal.
         output: ``(T,)`` the output's signal.
+        noise: the landmark jitter of this signal (a standard deviation): a driver varying less than
+            ``NOISE_MULTIPLE * noise`` is marked not measurable.
     """
     driver = np.asarray(driver, dtype=np.float64)
     output = np.asarray(output, dtype=np.float64)
@@ -202,7 +218,7 @@ def follow_stats(driver: np.ndarray, output: np.ndarray) -> SignalStats:
     both = np.isfinite(driver) & np.isfinite(output)
     frames = int(both.sum())
     if frames < 2:
-        return SignalStats(None, None, None, None, frames)
+        return SignalStats(None, None, None, None, frames, measurable=False)
     d, o = driver[both], output[both]
     d_std, o_std = float(d.std()), float(o.std())
     amplitude = None
@@ -211,7 +227,8 @@ def follow_stats(driver: np.ndarray, output: np.ndarray) -> SignalStats:
     correlation = None
     if d_std > STILL_STD and o_std > STILL_STD and frames >= 3:
         correlation = float(np.clip(np.mean((d - d.mean()) * (o - o.mean())) / (d_std * o_std), -1.0, 1.0))
-    return SignalStats(correlation, amplitude, d_std, o_std, frames)
+    measurable = d_std > max(STILL_STD, NOISE_MULTIPLE * noise)
+    return SignalStats(correlation, amplitude, d_std, o_std, frames, measurable)
 
 
 # --- landmarks --------------------------------------------------------------------------------------------------
@@ -258,6 +275,8 @@ class MotionLandmarks:
             self.landmarker = detector
             self.info = {"name": "YuNet 5 points (eyes, nose tip, mouth corners)", "points": 5}
         self.info["unmeasured"] = sorted(DETAIL_SIGNALS) if kind == "yunet" else []
+        self.noise: dict[str, float] = dict(NOISE_FLOOR[kind])
+        self.info["noise_floor"] = self.noise
 
     @property
     def measured(self) -> tuple[str, ...]:
@@ -357,19 +376,20 @@ class MotionResult:
     info: dict[str, Any] = field(default_factory=dict)
 
     def summary(self, method: str) -> dict[str, dict[str, float | None]]:
-        """Means over the avatar x clip pairs of ``method``: ``{signal: {"correlation", "amplitude"}}``, each
-        the mean of the defined values (``None`` when none is)."""
+        """Means over the avatar x clip pairs of ``method``: ``{signal: {"correlation", "amplitude", "pairs"}}``,
+        each the mean of the defined values of the pairs whose driver moves measurably (``None`` when none)."""
         out: dict[str, dict[str, float | None]] = {}
         rows = [r for r in self.rows if r.method == method]
         for name in SIGNALS:
-            stats = [r.signals[name] for r in rows if name in r.signals]
-            if not stats:
+            if not any(name in r.signals for r in rows):
                 continue
+            stats = [r.signals[name] for r in rows if name in r.signals and r.signals[name].measurable]
             corr = [s.correlation for s in stats if s.correlation is not None]
             amp = [s.amplitude for s in stats if s.amplitude is not None]
             out[name] = {
                 "correlation": float(np.mean(corr)) if corr else None,
                 "amplitude": float(np.mean(amp)) if amp else None,
+                "pairs": len(stats),
             }
         return out
 
@@ -426,12 +446,12 @@ def _check_frames(what: str, frames: np.ndarray, single: bool) -> None:
         raise MediaError(f"{what}: expected {expected} uint8 RGB, got {got}")
 
 
-def _row(avatar: str, driver: str, method: str, drv: np.ndarray, out: np.ndarray, measured: Sequence[str]) -> MotionRow:
+def _row(avatar: str, driver: str, method: str, drv: np.ndarray, out: np.ndarray, noise: dict[str, float]) -> MotionRow:
     missing = ~(np.isfinite(drv[:, 0]) & np.isfinite(out[:, 0]))
     row = MotionRow(avatar, driver, method, frames=len(drv), skipped=int(missing.sum()))
     for i, name in enumerate(SIGNALS):
-        if name in measured:
-            row.signals[name] = follow_stats(drv[:, i], out[:, i])
+        if name in noise:
+            row.signals[name] = follow_stats(drv[:, i], out[:, i], noise[name])
     return row
 
 
@@ -473,7 +493,6 @@ def evaluate_motion(
     started = time.perf_counter()
     runner = AnimatorPuppeteer(puppeteer) if isinstance(puppeteer, Fomm) else puppeteer
     marks = landmarks if isinstance(landmarks, MotionLandmarks) else MotionLandmarks(landmarks)
-    measured = marks.measured
     still = {name: marks.track([image])[0] for name, image in avatars}
     for name, values in still.items():
         if not np.isfinite(values[0]):
@@ -517,8 +536,8 @@ def evaluate_motion(
             if writer is not None:
                 writer.close()
             out = np.concatenate(outputs)
-            rows.append(_row(avatar, driver, MODEL, drv, out, measured))
-            rows.append(_row(avatar, driver, BASELINE, drv, np.repeat(still[avatar][None], len(drv), 0), measured))
+            rows.append(_row(avatar, driver, MODEL, drv, out, marks.noise))
+            rows.append(_row(avatar, driver, BASELINE, drv, np.repeat(still[avatar][None], len(drv), 0), marks.noise))
             model_row = rows[-2]
             logger.info(
                 "%s x %s: roll corr %s amp %s, mouth corr %s",
@@ -560,14 +579,18 @@ def format_motion_table(result: MotionResult) -> str:
         cells = [row.avatar, row.driver, row.method, str(row.frames), str(row.skipped)]
         for name in signals:
             s = row.signals[name]
-            cells += [_fmt(s.correlation), _fmt(s.amplitude)]
+            if s.measurable:
+                cells += [_fmt(s.correlation), _fmt(s.amplitude)]
+            else:
+                cells += [f"({_fmt(s.correlation)})", f"({_fmt(s.amplitude)})"]
         table.append(cells)
     means: list[list[str]] = []
     for method in METHODS:
         summary = result.summary(method)
         cells = ["mean over pairs", "", method, "", ""]
         for name in signals:
-            cells += [_fmt(summary[name]["correlation"]), _fmt(summary[name]["amplitude"])]
+            mean = summary.get(name, {})
+            cells += [_fmt(mean.get("correlation")), _fmt(mean.get("amplitude"))]
         means.append(cells)
     widths = [max(len(r[i]) for r in [header, *table, *means]) for i in range(len(header))]
 
@@ -589,5 +612,7 @@ def format_motion_table(result: MotionResult) -> str:
         "gap / mouth width; eyes: eyelid gap / eye width.",
         "'-': undefined (the signal does not vary: the copy-first-frame baseline never moves). skipped: frames "
         "where the driver or the output has no face.",
+        f"(x): the driver moves less than {NOISE_MULTIPLE:g}x the landmark noise in that signal (not measurable; "
+        "left out of the means).",
     ]
     return "\n".join(body)

@@ -24,6 +24,8 @@ from fomm.train.motion import (  # noqa: E402
     MODEL,
     SIGNALS,
     MotionLandmarks,
+    MotionResult,
+    MotionRow,
     evaluate_motion,
     face_signals,
     follow_stats,
@@ -85,6 +87,25 @@ def test_follow_stats_known_answers() -> None:
 
     with pytest.raises(ValueError, match="two"):
         follow_stats(driver, driver[:10])
+
+    # a driver that moves less than twice the landmark jitter: numbers kept, marked not measurable
+    assert follow_stats(driver, driver, noise=1.0).measurable
+    jitter = follow_stats(driver * 0.01, driver, noise=0.05)
+    assert not jitter.measurable and jitter.correlation == pytest.approx(1.0)
+
+
+def test_means_leave_out_drivers_too_still_to_measure() -> None:
+    t = np.arange(40, dtype=np.float64)
+    moving, still_driver = np.sin(t / 3.0) * 10.0, np.sin(t / 3.0) * 0.1
+    stats = {"roll": follow_stats(moving, moving * 0.5, noise=0.5)}
+    faint = {"roll": follow_stats(still_driver, -still_driver, noise=0.5)}
+    result = MotionResult(
+        [MotionRow("a", "d1", MODEL, 40, 0, stats), MotionRow("a", "d2", MODEL, 40, 0, faint)],
+        {"name": "test", "unmeasured": ["yaw", "pitch", "mouth", "eyes"]},
+    )
+    assert result.summary(MODEL)["roll"] == {"correlation": pytest.approx(1.0), "amplitude": 0.5, "pairs": 1}
+    table = format_motion_table(result)
+    assert "(-1.00)" in table and "(1.00)" in table and "not measurable" in table
 
 
 def _rotate(points: np.ndarray, degrees: float, center: tuple[float, float] = (100.0, 100.0)) -> np.ndarray:
