@@ -395,10 +395,12 @@ def _add_evaluate(commands: Any) -> None:
 
     parser = commands.add_parser(
         "evaluate",
-        help="measure video reconstruction (L1, AKD, AED) on test videos",
+        help="measure video reconstruction (L1, AKD, AED) and motion following on test videos",
         description="Reconstruct each test video from its first frame with absolute keypoints (the paper's "
         "evaluation) and report L1, AKD (face landmarks), the missing-face rate and AED (face identity), next "
-        "to the paper's VoxCeleb row. Writes results.json and side-by-side videos (real | reconstruction).",
+        "to a copy-frame-0 baseline and the paper's VoxCeleb row. Then drive each avatar with each video and "
+        "report how its head roll, yaw, pitch, mouth and eye opening follow the driver's (correlation, amplitude "
+        "ratio), next to a copy-the-avatar baseline. Writes results.json, motion.json and side-by-side videos.",
     )
     parser.add_argument(
         "--checkpoint", required=True, type=Path, metavar="CKPT", help="original .pth.tar or project .safetensors"
@@ -436,6 +438,27 @@ def _add_evaluate(commands: Any) -> None:
         help="AKD landmark detector: auto (FAN 68 points, else dlib 68, else YuNet 5), fan, dlib, yunet, or off "
         "(no AKD/AED)",
     )
+    parser.add_argument(
+        "--driving-crop",
+        choices=("resize", "center", "face"),
+        default="resize",
+        help="how frames become squares: resize (whole frame, default: data sets are square crops), center, or face "
+        "(one fixed crop around the first face, for raw webcam-style clips)",
+    )
+    motion = parser.add_argument_group("motion following (cross-identity puppeteering; the videos drive avatars)")
+    motion.add_argument(
+        "--avatar", type=Path, nargs="+", metavar="IMG", help="avatar images (default: the bundled avatar)"
+    )
+    motion.add_argument(
+        "--avatar-crop", choices=("resize", "center", "face"), default="face", help="avatar framing (default face)"
+    )
+    motion.add_argument(
+        "--motion-landmarks",
+        choices=("auto", "facemesh", "yunet"),
+        default="auto",
+        help="auto (MediaPipe FaceMesh 468 points when installed, else YuNet 5 points: no mouth or eye opening)",
+    )
+    motion.add_argument("--no-motion", action="store_true", help="reconstruction metrics only")
     parser.add_argument("--quiet", action="store_true", help="no progress bar, only the table and warnings")
     parser.set_defaults(run=_evaluate)
 
@@ -462,20 +485,23 @@ def _evaluate(args: argparse.Namespace) -> int:
                 raise CliError(f"--video {str(path)!r} does not exist (expected a video file or a folder of frames)")
     if args.out.exists() and not args.out.is_dir():
         raise CliError(f"--out {str(args.out)!r} is not a folder")
+    avatar_images = [] if args.no_motion else _load_avatars(args.avatar or [DEFAULT_AVATAR])
     loaded = fomm.load_checkpoint(args.checkpoint, config, device=device)
     size = args.size or loaded.config.image_size
     multiple = size_multiple(loaded.config)
     if size % multiple:
         option = f"--size {size}" if args.size else f"model size {size}"
         raise CliError(f"{option}: model {loaded.config.name!r} needs a multiple of {multiple}")
-    videos = (
-        dataset_videos(args.data, size, max_frames=args.max_frames)
-        if args.data is not None
-        else iter_videos(paths, size, max_frames=args.max_frames)
-    )
+
+    def videos() -> Iterator[tuple[str, np.ndarray, float]]:
+        if args.data is not None and args.driving_crop == "resize":
+            return dataset_videos(args.data, size, max_frames=args.max_frames)
+        found = list_test_videos(args.data) if args.data is not None else paths
+        return iter_videos(found, size, max_frames=args.max_frames, crop=args.driving_crop)
+
     result = evaluate(
         AnimatorReconstructor(loaded.model),
-        videos,
+        videos(),
         batch_size=args.batch_size,
         out_dir=args.out,
         side_by_side=not args.no_video,
@@ -483,13 +509,64 @@ def _evaluate(args: argparse.Namespace) -> int:
         device=device,
         progress=not args.quiet,
         description={"checkpoint": str(args.checkpoint), "config": loaded.config.name, "step": loaded.step},
+        baseline=True,
     )
     print(format_table(result))
     where = f"results: {args.out / 'results.json'}"
     if result.info.get("videos_written"):
         where += f"; side-by-side videos (real | reconstruction): {args.out / 'videos'}"
     print(where)
+    if avatar_images:
+        _evaluate_motion(args, loaded, size, avatar_images, videos())
     return EXIT_OK
+
+
+def _load_avatars(paths: Sequence[Path]) -> list[tuple[str, np.ndarray]]:
+    from fomm.media.image import load_image
+
+    images = []
+    for path in paths:
+        with _about(f"--avatar {str(path)!r}"):
+            images.append((path.stem, load_image(path)))
+    return images
+
+
+def _evaluate_motion(
+    args: argparse.Namespace,
+    loaded: Any,
+    size: int,
+    avatars: list[tuple[str, np.ndarray]],
+    videos: Iterable[tuple[str, np.ndarray, float]],
+) -> None:
+    from fomm.media import faces
+    from fomm.media.image import fit_square
+    from fomm.train.motion import evaluate_motion, format_motion_table
+
+    detector = faces.default_detector() if args.avatar_crop == "face" else None
+    taken: dict[str, int] = {}
+    fitted = []
+    for name, image in avatars:
+        taken[name] = taken.get(name, 0) + 1
+        label = name if taken[name] == 1 else f"{name}-{taken[name]}"
+        fitted.append((label, fit_square(image, size, args.avatar_crop, landmarker=detector)))
+    with _progress(None, "motion following", args.quiet) as bar:
+        motion = evaluate_motion(
+            loaded.model,
+            fitted,
+            videos,
+            landmarks=args.motion_landmarks,
+            batch_size=args.batch_size,
+            out_dir=None if args.no_video else args.out / "motion",
+            progress=bar,
+        )
+    motion.info.update(checkpoint=str(args.checkpoint), config=loaded.config.name, frame_size=size)
+    motion.save(args.out / "motion.json")
+    print()
+    print(format_motion_table(motion))
+    where = f"motion: {args.out / 'motion.json'}"
+    if not args.no_video:
+        where += f"; side-by-side videos (driver | avatar): {args.out / 'motion' / 'videos'}"
+    print(where)
 
 
 # --- helpers --------------------------------------------------------------------------------------------------

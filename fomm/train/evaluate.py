@@ -59,9 +59,11 @@ if TYPE_CHECKING:
     from fomm.media.identity import IdentityEmbedder
 
 __all__ = [
+    "BASELINE_NAME",
     "LANDMARK_CHOICES",
     "PAPER_VOXCELEB",
     "AnimatorReconstructor",
+    "CopyFirstFrame",
     "DlibLandmarker",
     "EvaluationResult",
     "FaceMetrics",
@@ -86,6 +88,8 @@ STRIP_SUFFIXES: frozenset[str] = frozenset({".png", ".jpg", ".jpeg"})
 DLIB_ENV = "FOMM_DLIB_LANDMARKS"
 DLIB_FILENAME = "shape_predictor_68_face_landmarks.dat"
 DEFAULT_FPS = 25
+#: How the "copy frame 0" baseline rows are named.
+BASELINE_NAME = "copy frame 0"
 PROTOCOL = (
     "video reconstruction: source = frame 0, every frame (frame 0 included) reconstructed with absolute "
     "keypoints; overall = mean over all frames of all videos"
@@ -145,6 +149,21 @@ class AnimatorReconstructor:
 
         out = self.animator.step(to_tensor(driving, device=self.animator.device))
         return out.detach().float().clamp(0.0, 1.0).permute(0, 2, 3, 1).cpu().numpy()
+
+
+class CopyFirstFrame:
+    """The "do nothing" baseline: every frame "reconstructed" as the source (frame 0), unchanged."""
+
+    def __init__(self) -> None:
+        self.source: np.ndarray | None = None
+
+    def set_source(self, source: np.ndarray) -> None:
+        self.source = np.asarray(source)
+
+    def reconstruct(self, driving: np.ndarray) -> np.ndarray:
+        if self.source is None:
+            raise RuntimeError("CopyFirstFrame.reconstruct called before set_source")
+        return np.repeat(self.source[None], len(driving), axis=0)
 
 
 # --- face metrics ---------------------------------------------------------------------------------------------
@@ -407,6 +426,9 @@ class EvaluationResult:
         landmarks: the AKD landmark detector (name, points, model file, hash), or ``None``.
         identity: the AED embedding (name, model file, SHA-256), or ``None``.
         info: frame size, model description, protocol, output paths.
+        baseline: with ``baseline=True``: the rows of "copy frame 0" (every frame reconstructed as the source,
+            unchanged: what doing nothing scores), per video.
+        baseline_overall: its overall row.
     """
 
     videos: list[VideoMetrics]
@@ -414,6 +436,8 @@ class EvaluationResult:
     landmarks: dict[str, Any] | None = None
     identity: dict[str, Any] | None = None
     info: dict[str, Any] = field(default_factory=dict)
+    baseline: list[VideoMetrics] | None = None
+    baseline_overall: VideoMetrics | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready dict (the content of ``results.json``)."""
@@ -424,6 +448,13 @@ class EvaluationResult:
             "identity": self.identity,
             "overall": asdict(self.overall),
             "videos": [asdict(v) for v in self.videos],
+            "baseline": None
+            if self.baseline is None or self.baseline_overall is None
+            else {
+                "method": f"{BASELINE_NAME}: every frame reconstructed as the source, unchanged",
+                "overall": asdict(self.baseline_overall),
+                "videos": [asdict(v) for v in self.baseline],
+            },
             "reference": {"source": "Siarohin et al. 2019, Table 3, FOMM on VoxCeleb", **PAPER_VOXCELEB},
             "note": CAVEAT,
         }
@@ -559,6 +590,7 @@ def evaluate(
     fps: Fraction | float | int = DEFAULT_FPS,
     progress: bool = False,
     description: dict[str, Any] | None = None,
+    baseline: bool = False,
 ) -> EvaluationResult:
     """Reconstruct test videos from their frame 0 with absolute keypoints and measure L1, AKD, MKR and AED.
 
@@ -582,9 +614,12 @@ def evaluate(
         fps: frame rate of the side-by-side videos of ``(name, frames)`` items.
         progress: show a progress bar on stderr.
         description: facts about the model for ``results.json`` (default: what is known from the argument).
+        baseline: also score :class:`CopyFirstFrame` (every frame reconstructed as frame 0, unchanged), the
+            number to read the model's against.
 
     Returns:
-        The per-video rows and the overall row (mean over all frames of all videos).
+        The per-video rows and the overall row (mean over all frames of all videos), and with ``baseline`` the
+        baseline's.
 
     Raises:
         MediaError: a video is not ``(T, S, S, 3)`` uint8, there are no videos, or a face model is missing.
@@ -598,6 +633,9 @@ def evaluate(
     out_path = Path(out_dir) if out_dir is not None else None
     rows: list[VideoMetrics] = []
     total = _Sums()
+    copier = CopyFirstFrame() if baseline else None
+    baseline_rows: list[VideoMetrics] = []
+    baseline_total = _Sums()
     taken: set[str] = set()
     written: list[str] = []
     size: int | None = None
@@ -631,6 +669,13 @@ def evaluate(
             )
             rows.append(row)
             total.add(sums)
+            if copier is not None:
+                copied_started = time.perf_counter()
+                copied = _evaluate_video(name, frames, copier, batch_size, face_metrics, None, None)
+                baseline_rows.append(
+                    copied.metrics(name, faces=face_metrics is not None, seconds=time.perf_counter() - copied_started)
+                )
+                baseline_total.add(copied)
     finally:
         if bar is not None:
             bar.close()
@@ -645,6 +690,11 @@ def evaluate(
         identity=described["identity"],
         info={"frame_size": size, "model": dict(description or model_info), "videos_written": written},
     )
+    if copier is not None:
+        result.baseline = baseline_rows
+        result.baseline_overall = baseline_total.metrics(
+            "overall", faces=face_metrics is not None, seconds=sum(r.seconds for r in baseline_rows)
+        )
     if out_path is not None:
         results_path = out_path / "results.json"
         result.info["results"] = str(results_path)
@@ -663,10 +713,19 @@ def format_table(result: EvaluationResult, reference: bool = True) -> str:
     """The results as a text table (one row per video, the overall row, and with ``reference`` the paper's
     VoxCeleb row and a note that the data and detectors differ)."""
     header = ("video", "frames", "L1", "AKD px", "MKR", "AED")
-    rows = [
-        (v.name, str(v.frames), _fmt(v.l1), _fmt(v.akd, 3), _fmt(v.mkr, 3), _fmt(v.aed, 3))
-        for v in [*result.videos, result.overall]
-    ]
+
+    def cells(v: VideoMetrics, name: str) -> tuple[str, ...]:
+        return (name, str(v.frames), _fmt(v.l1), _fmt(v.akd, 3), _fmt(v.mkr, 3), _fmt(v.aed, 3))
+
+    copied = result.baseline if result.baseline is not None and result.baseline_overall is not None else None
+    rows = []
+    for i, v in enumerate([*result.videos, result.overall]):
+        rows.append(cells(v, v.name))
+        if copied is not None:
+            other = copied[i] if i < len(copied) else result.baseline_overall
+            assert other is not None
+            rows.append(cells(other, f"{v.name} [{BASELINE_NAME}]"))
+    videos_end = len(result.videos) * (2 if copied is not None else 1)
     if reference:
         paper = PAPER_VOXCELEB
         rows.append(
@@ -680,8 +739,8 @@ def format_table(result: EvaluationResult, reference: bool = True) -> str:
         )
 
     rule = "-" * len(line(header))
-    body = [line(header), rule, *(line(r) for r in rows[: len(result.videos)]), rule]
-    body += [line(r) for r in rows[len(result.videos) :]]
+    body = [line(header), rule, *(line(r) for r in rows[:videos_end]), rule]
+    body += [line(r) for r in rows[videos_end:]]
     size = result.info.get("frame_size")
     landmarks = result.landmarks["name"] if result.landmarks else "none (face metrics off)"
     identity = result.identity["name"] if result.identity else "none"
@@ -692,6 +751,10 @@ def format_table(result: EvaluationResult, reference: bool = True) -> str:
         "MKR: share of frames with a face in the real frame but none in the reconstruction.",
         f"AED: mean distance of L2-normalised identity embeddings, embedding: {identity}.",
     ]
+    if copied is not None:
+        body.append(
+            f"[{BASELINE_NAME}]: the baseline, every frame 'reconstructed' as frame 0 unchanged (doing nothing)."
+        )
     if reference:
         body.append(CAVEAT)
     return "\n".join(body)
@@ -726,8 +789,8 @@ def list_test_videos(root: str | Path) -> list[Path]:
     return sorted(found, key=lambda p: _natural_key(p.name))
 
 
-def _read(path: Path, size: int, max_frames: int | None) -> tuple[np.ndarray, float]:
-    from fomm.media.image import IMAGE_SUFFIXES, fit_square, load_image
+def _read(path: Path, size: int, max_frames: int | None, crop: str = "resize") -> tuple[np.ndarray, float]:
+    from fomm.media.image import IMAGE_SUFFIXES, crop_resize, load_image, square_box
     from fomm.media.video import open_frames
 
     fps = float(DEFAULT_FPS)
@@ -744,19 +807,36 @@ def _read(path: Path, size: int, max_frames: int | None) -> tuple[np.ndarray, fl
         with open_frames(path, max_frames=max_frames) as source:
             fps = float(source.info.fps)
             frames = list(source)
-    return np.stack([fit_square(np.ascontiguousarray(f), size, "resize") for f in frames]), fps
+    if not frames:
+        raise MediaError(f"video {str(path)!r} has no frames")
+    first = np.ascontiguousarray(frames[0])
+    if crop != "face":
+        box = square_box(first, crop)
+    else:  # one fixed crop, like a camera: around the face of the first frame that has one
+        from fomm.media.faces import default_detector
+
+        detector = default_detector()
+        found = next((b for b in (detector.box(np.ascontiguousarray(f)) for f in frames) if b is not None), None)
+        if found is None:
+            logger.warning("video %s: no face found in any frame; using a centre crop", path)
+            box = square_box(first, "center")
+        else:
+            box = square_box(first, "face", face_box=found)
+    return np.stack([crop_resize(np.ascontiguousarray(f), box, size) for f in frames]), fps
 
 
-def read_video(path: str | Path, size: int, *, max_frames: int | None = None) -> np.ndarray:
-    """A whole video as ``(T, size, size, 3)`` uint8 RGB, each frame resized to ``size`` (the whole frame, as
-    the original datasets, whose videos are already square).
+def read_video(path: str | Path, size: int, *, max_frames: int | None = None, crop: str = "resize") -> np.ndarray:
+    """A whole video as ``(T, size, size, 3)`` uint8 RGB, each frame cropped and resized to ``size``.
 
     ``path``: a video file, a folder of frames, or an image strip (``T`` square frames side by side).
+    ``crop``: ``"resize"`` (the whole frame, as the original datasets, whose videos are already square),
+    ``"center"`` or ``"face"`` (one fixed square around the face of the first frame that has one, as
+    :func:`fomm.media.image.square_box`).
 
     Raises:
-        MediaError: unreadable input, or an image whose width is not a multiple of its height.
+        MediaError: unreadable input, an image whose width is not a multiple of its height, an unknown crop.
     """
-    return _read(Path(path), size, max_frames)[0]
+    return _read(Path(path), size, max_frames, crop)[0]
 
 
 def _video_name(path: Path) -> str:
@@ -767,13 +847,13 @@ def _video_name(path: Path) -> str:
 
 
 def iter_videos(
-    paths: Iterable[str | Path], size: int, *, max_frames: int | None = None
+    paths: Iterable[str | Path], size: int, *, max_frames: int | None = None, crop: str = "resize"
 ) -> Iterator[tuple[str, np.ndarray, float]]:
     """``(name, frames, fps)`` for each path (read lazily, one at a time); frames as :func:`read_video`, the
     name is the file stem or folder name, fps the file's (25 for folders and strips)."""
     for path in paths:
         path = Path(path)
-        frames, fps = _read(path, size, max_frames)
+        frames, fps = _read(path, size, max_frames, crop)
         yield _video_name(path), frames, fps
 
 
