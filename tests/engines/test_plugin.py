@@ -194,7 +194,7 @@ def test_fused_graph_when_the_plugin_cannot_load(monkeypatch: pytest.MonkeyPatch
     from engines.build import _prepare_plugin_nodes
     from engines.trt import TensorRT
 
-    monkeypatch.setitem(sys.modules, "fomm.kernels.triton_warp", None)  # the import fails, as without Triton
+    monkeypatch.setitem(sys.modules, "triton", None)  # `import triton` fails, as without Triton
     network_class = type("Net", (), {"add_plugin_v3": None})
     standard = TensorRT(SimpleNamespace(INetworkDefinition=network_class), "tensorrt", "10.13")
     with caplog.at_level(logging.INFO, logger="engines"):
