@@ -265,16 +265,17 @@ class FaceMetrics:
     Args:
         landmarks: ``"auto"`` (FAN 68 points if installed with cached weights, else dlib 68 points if
             installed, else YuNet 5 points), ``"fan"``, ``"dlib"`` or ``"yunet"``.
-        identity: also compute SFace embeddings (AED).
+        identity: also compute SFace embeddings (AED): ``True`` requires SFace, ``None`` (default) uses it when
+            installed and otherwise reports AED as unavailable with a warning naming the install, ``False`` skips.
         device: torch device for FAN.
         cache_size: frames remembered.
 
     Raises:
-        MediaError: the YuNet detector, the chosen landmark model or (with ``identity``) SFace is missing.
+        MediaError: the YuNet detector, the chosen landmark model or (with ``identity=True``) SFace is missing.
     """
 
     def __init__(
-        self, landmarks: str = "auto", *, identity: bool = True, device: str = "cpu", cache_size: int = 4096
+        self, landmarks: str = "auto", *, identity: bool | None = None, device: str = "cpu", cache_size: int = 4096
     ) -> None:
         from fomm.media import faces
 
@@ -309,10 +310,16 @@ class FaceMetrics:
         self.landmarks_kind = landmarks
         self.embedder: IdentityEmbedder | None = None
         self.identity_info: dict[str, Any] | None = None
-        if identity:
+        if identity or identity is None:
             from fomm.media.identity import IdentityEmbedder
 
-            self.embedder = IdentityEmbedder(detector=self.detector)
+            try:
+                self.embedder = IdentityEmbedder(detector=self.detector)
+            except MediaError as exc:
+                if identity:
+                    raise
+                logger.warning("AED (identity distance) is not measured: %s", exc)
+        if self.embedder is not None:
             self.identity_info = {
                 "name": "SFace 128-d, L2-normalised, aligned with YuNet's 5 points",
                 "model": str(self.embedder.model_path),

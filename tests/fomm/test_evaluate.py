@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import shutil
 import sys
 from collections.abc import Callable
@@ -348,3 +349,15 @@ def test_face_metrics_choices(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -
     assert result.landmarks is None and result.overall.akd is None and result.overall.l1 == 0.0
     with pytest.raises(ValueError, match="unknown faces"):
         evaluate(oracle, video, faces="openface")
+
+
+def test_face_metrics_without_sface_measure_akd_and_say_why_aed_is_missing(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    monkeypatch.setenv(identity.SFACE_ENV, str(tmp_path / "missing.onnx"))
+    with caplog.at_level(logging.WARNING, logger="fomm.train.evaluate"):
+        metrics = FaceMetrics("yunet")  # SFace optional: AKD still measured
+    assert metrics.embedder is None and metrics.describe()["identity"] is None
+    assert "AED (identity distance) is not measured" in caplog.text and "FOMM_SFACE_PATH" in caplog.text
+    with pytest.raises(MediaError, match="does not exist"):
+        FaceMetrics("yunet", identity=True)  # required: the error names the fix

@@ -36,23 +36,21 @@ def real_frames() -> list[np.ndarray]:
 
 
 def fake_camera(frames: list[np.ndarray]) -> type:
-    """A webcam class for ``cv2.VideoCapture``: the first one opened delivers ``frames`` then fails; every
-    reopened one opens but never delivers (unplugged)."""
+    """A webcam class for ``cv2.VideoCapture``: every instance opens and reads from the one live feed, ``frames``
+    (a start-up probe takes a frame or two, the capture the rest); once they are out the camera is unplugged:
+    reads fail, reopened instances open but never deliver."""
+    feed = list(frames)
 
     class Camera:
-        opened = 0
-
         def __init__(self, *args: Any) -> None:
-            self.number = type(self).opened
-            type(self).opened += 1
-            self.left = list(frames) if self.number == 0 else []
+            pass
 
         def isOpened(self) -> bool:  # noqa: N802 (OpenCV's name)
             return True
 
         def read(self) -> tuple[bool, np.ndarray | None]:
             time.sleep(0.01)
-            return (True, self.left.pop(0)) if self.left else (False, None)
+            return (True, feed.pop(0)) if feed else (False, None)
 
         def get(self, prop: int) -> float:
             return 0.0
