@@ -16,7 +16,7 @@ import torch
 import fomm
 from engines.errors import EngineError
 
-__all__ = ["GRAPHS", "EngineAnimator", "TrtBackend"]
+__all__ = ["GRAPHS", "TrtBackend"]
 
 logger = logging.getLogger(__name__)
 
@@ -89,6 +89,7 @@ class TrtBackend:
         self.device = device
         self.model = model.to(device).eval()
         self.image_size = model.config.image_size
+        self.max_batch = 1  # static batch-1 engines (fomm.BackendAnimator feeds them frame by frame)
         self.name = f"trt-{trt.flavour}-{precision}"
         self._cuda_graph = cuda_graph
         self._source_feed: dict[str, torch.Tensor] | None = None
@@ -125,46 +126,3 @@ class TrtBackend:
             raise EngineError("set_source() must run before generate()")
         feed = {**self._source_feed, "driving_kp_value": kp_driving.value, "driving_kp_jacobian": kp_driving.jacobian}
         return self._run("animate", feed)["frame"].float()
-
-
-class EngineAnimator:
-    """``fomm.Animator``'s interface (``set_source``, ``calibrate``, ``step``) over a :class:`TrtBackend`, for
-    ``fomm animate --backend trt``: motion transfer in torch, keypoints and animate as engines, frame by frame.
-    """
-
-    def __init__(self, backend: TrtBackend, options: fomm.AnimationOptions) -> None:
-        self.backend = backend
-        self.options = options
-        self.kp_source: fomm.Keypoints | None = None
-        self.calibration: fomm.Calibration | None = None
-
-    def set_source(self, source: torch.Tensor) -> fomm.Keypoints:
-        self.kp_source = self.backend.set_source(source)
-        self.calibration = None
-        return self.kp_source
-
-    def calibrate(self, initial: torch.Tensor | fomm.Keypoints) -> fomm.Calibration:
-        from fomm.keypoints import calibrate
-
-        if self.kp_source is None:
-            raise EngineError("set_source() must run before calibrate()")
-        kp = initial if isinstance(initial, fomm.Keypoints) else self.backend.keypoints(initial)
-        adapt = self.options.adapt_movement_scale
-        self.calibration = calibrate(self.kp_source, kp.index(0), adapt_movement_scale=adapt)
-        return self.calibration
-
-    @torch.inference_mode()
-    def step(self, driving: torch.Tensor) -> torch.Tensor:
-        """``(N, 3, S, S)`` driving frames -> ``(N, 3, S, S)`` predictions (one engine run per frame)."""
-        from fomm.keypoints import transfer_motion
-
-        frames = []
-        for frame in driving.split(1):
-            kp = self.backend.keypoints(frame)
-            if self.options.relative and self.calibration is None:
-                self.calibrate(kp)
-            kp = transfer_motion(
-                kp, self.calibration, relative=self.options.relative, relative_jacobian=self.options.relative_jacobian
-            )
-            frames.append(self.backend.generate(kp))
-        return torch.cat(frames)

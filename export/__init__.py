@@ -11,6 +11,7 @@ Modules (each imports onnx / onnxruntime lazily, with an install hint when missi
 - :mod:`export.fused`: the ``fused`` variant's warp implementation (one custom node per fused warp).
 - :mod:`export.runtime`: ``OrtGraph`` / ``open_export``: ONNX Runtime sessions, inputs and outputs by name;
   the fused ops registered through onnxruntime-extensions.
-- :mod:`export.backend`: ``OnnxBackend`` (the live ``InferenceBackend`` protocol) and ``BackendAnimator``.
+- :mod:`export.backend`: ``OnnxBackend`` (the live ``InferenceBackend`` protocol; ``fomm.BackendAnimator``
+  for offline use).
 - :mod:`export.cache`: the export cache of ``--backend onnx``; :mod:`export.quantize`: int8 QDQ quantisation.
 """

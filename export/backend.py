@@ -1,8 +1,8 @@
 """ONNX Runtime inference backend (the ``InferenceBackend`` protocol of :mod:`live.backends`).
 
 The three exported graphs run in ONNX Runtime; motion transfer (calibration, relative jacobians) stays in
-torch, in the caller, as with the torch backend. :class:`BackendAnimator` is :class:`fomm.Animator`'s
-per-frame API on top of any backend (``fomm animate --backend onnx``).
+torch, in the caller, as with the torch backend; :class:`fomm.BackendAnimator` gives it :class:`fomm.Animator`'s
+per-frame API (``fomm animate --backend onnx``).
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ from .cache import cached_export
 from .exporter import ExportError, ExportOptions
 from .runtime import OrtExport, import_onnxruntime, open_export
 
-__all__ = ["BackendAnimator", "OnnxBackend"]
+__all__ = ["OnnxBackend"]
 
 logger = logging.getLogger(__name__)
 
@@ -159,41 +159,3 @@ def _quantize_on_bundled_clip(folder: Path, size: int, threads: int, frames: int
     source = to_tensor(fit_square(load_image(DEFAULT_AVATAR), size, "resize"))
     logger.info("calibrating the int8 animate graph on %d frames of the bundled clip", len(driving))
     quantize_graph(folder, "animate", calibration_feeds(OnnxBackend(folder, threads=threads), source, driving))
-
-
-class BackendAnimator:
-    """:class:`fomm.Animator`'s ``set_source`` / ``calibrate`` / ``step`` on any inference backend."""
-
-    def __init__(self, backend: Any, options: fomm.AnimationOptions | None = None) -> None:
-        self.backend = backend
-        self.options = options or fomm.AnimationOptions()
-        self.kp_source: fomm.Keypoints | None = None
-        self.calibration: fomm.Calibration | None = None
-
-    def set_source(self, source: torch.Tensor) -> fomm.Keypoints:
-        self.kp_source = self.backend.set_source(source)
-        self.calibration = None
-        return self.kp_source
-
-    def calibrate(self, initial: torch.Tensor | fomm.Keypoints) -> fomm.Calibration:
-        if self.kp_source is None:
-            raise RuntimeError("call set_source() before calibrate()")
-        kp = initial if isinstance(initial, fomm.Keypoints) else self.backend.keypoints(initial)
-        self.calibration = fomm.calibrate(
-            self.kp_source, kp.index(0), adapt_movement_scale=self.options.adapt_movement_scale
-        )
-        return self.calibration
-
-    @torch.no_grad()
-    def step(self, driving: torch.Tensor) -> torch.Tensor:
-        """``(N, C, H, W)`` driving frames -> ``(N, C, H, W)`` predictions (relative: calibrates on the first
-        frame when not calibrated)."""
-        if self.kp_source is None:
-            raise RuntimeError("call set_source() before step()")
-        kp = self.backend.keypoints(driving)
-        if self.options.relative and self.calibration is None:
-            self.calibrate(kp.index(0))
-        kp_norm = fomm.transfer_motion(
-            kp, self.calibration, relative=self.options.relative, relative_jacobian=self.options.relative_jacobian
-        )
-        return self.backend.generate(kp_norm)

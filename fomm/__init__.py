@@ -11,7 +11,7 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from .animator import AnimationOptions, Animator
+    from .animator import AnimationOptions, Animator, BackendAnimator
     from .checkpoint import CheckpointError, LoadedCheckpoint, convert_checkpoint, load_checkpoint, save_checkpoint
     from .config import (
         PRESETS,
@@ -38,6 +38,7 @@ __version__ = "0.1.0"
 _EXPORTS = {
     "AnimationOptions": "animator",
     "Animator": "animator",
+    "BackendAnimator": "animator",
     "CheckpointError": "checkpoint",
     "LoadedCheckpoint": "checkpoint",
     "convert_checkpoint": "checkpoint",
@@ -93,6 +94,7 @@ __all__ = [
     "PRESETS",
     "AnimationOptions",
     "Animator",
+    "BackendAnimator",
     "Calibration",
     "CheckpointError",
     "ConfigError",

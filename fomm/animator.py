@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Protocol
 
 import torch
 
@@ -10,7 +11,7 @@ from .generator import SourceEncoding
 from .keypoints import Calibration, Keypoints, calibrate, transfer_motion
 from .model import Fomm
 
-__all__ = ["AnimationOptions", "Animator"]
+__all__ = ["AnimationOptions", "Animator", "BackendAnimator", "FrameBackend"]
 
 
 @dataclass(frozen=True)
@@ -114,3 +115,62 @@ class Animator:
         kp_norm = self._driving_keypoints(self.model.kp_detector(driving))
         source = self.source.expand(n, *self.source.shape[1:])
         return self.model.generator(source, self.kp_source.expand(n), kp_norm)
+
+
+class FrameBackend(Protocol):
+    """What :class:`BackendAnimator` needs of an inference backend (ONNX Runtime, TensorRT, ...).
+
+    ``max_batch`` (optional attribute): the most driving frames one call takes (``1`` for static engines);
+    absent or ``None``: any batch.
+    """
+
+    def set_source(self, source: torch.Tensor) -> Keypoints: ...
+
+    def keypoints(self, frames: torch.Tensor) -> Keypoints: ...
+
+    def generate(self, kp_driving: Keypoints) -> torch.Tensor: ...
+
+
+class BackendAnimator:
+    """:class:`Animator`'s ``set_source`` / ``calibrate`` / ``step`` on another inference backend: the networks
+    run there, motion transfer (calibration, relative keypoints) stays here in torch."""
+
+    def __init__(self, backend: FrameBackend, options: AnimationOptions | None = None) -> None:
+        self.backend = backend
+        self.options = options or AnimationOptions()
+        self.kp_source: Keypoints | None = None
+        self.calibration: Calibration | None = None
+
+    def set_source(self, source: torch.Tensor) -> Keypoints:
+        """``(1, C, H, W)`` source in ``[0, 1]`` -> its keypoints (the backend caches what the source fixes)."""
+        self.kp_source = self.backend.set_source(source)
+        self.calibration = None
+        return self.kp_source
+
+    def calibrate(self, initial: torch.Tensor | Keypoints) -> Calibration:
+        """Relative-motion reference from a ``(1, C, H, W)`` frame or its keypoints."""
+        if self.kp_source is None:
+            raise RuntimeError("call set_source() before calibrate()")
+        kp = initial if isinstance(initial, Keypoints) else self.backend.keypoints(initial)
+        self.calibration = calibrate(
+            self.kp_source, kp.index(0), adapt_movement_scale=self.options.adapt_movement_scale
+        )
+        return self.calibration
+
+    @torch.no_grad()
+    def step(self, driving: torch.Tensor) -> torch.Tensor:
+        """``(N, C, H, W)`` driving frames -> ``(N, C, H, W)`` predictions (relative: calibrates on the first
+        frame when not calibrated), in chunks of the backend's ``max_batch``."""
+        if self.kp_source is None:
+            raise RuntimeError("call set_source() before step()")
+        chunk = getattr(self.backend, "max_batch", None) or driving.shape[0]
+        frames = []
+        for part in driving.split(chunk):
+            kp = self.backend.keypoints(part)
+            if self.options.relative and self.calibration is None:
+                self.calibrate(kp.index(0))
+            kp_norm = transfer_motion(
+                kp, self.calibration, relative=self.options.relative, relative_jacobian=self.options.relative_jacobian
+            )
+            frames.append(self.backend.generate(kp_norm))
+        return torch.cat(frames)

@@ -818,7 +818,7 @@ def _animate(args: argparse.Namespace) -> int:
 
 def _engine_animator(args: argparse.Namespace, model: fomm.Fomm, device: torch.device, options: Any, size: int) -> Any:
     """``--backend trt``: the per-frame graphs as TensorRT engines (built into the engine cache on first use)."""
-    from engines.backend import EngineAnimator, TrtBackend
+    from engines.backend import TrtBackend
     from engines.engine import require_cuda
     from engines.errors import EngineError
     from engines.trt import load_tensorrt
@@ -840,7 +840,7 @@ def _engine_animator(args: argparse.Namespace, model: fomm.Fomm, device: torch.d
         except ExportError as exc:
             raise CliError(f"--backend trt: {exc}") from None
     try:
-        return EngineAnimator(TrtBackend(model, onnx_dir, device, args.precision), options)
+        return fomm.BackendAnimator(TrtBackend(model, onnx_dir, device, args.precision), options)
     except EngineError as exc:
         raise CliError(f"--backend trt: {exc}") from None
 
@@ -849,7 +849,7 @@ def _onnx_animator(
     model: fomm.Fomm, size: int, device: torch.device, checkpoint: Path, options: fomm.AnimationOptions
 ) -> Any:
     """An animator on ONNX Runtime: the model's graphs at ``size`` from the export cache (exported first)."""
-    from export.backend import BackendAnimator, OnnxBackend
+    from export.backend import OnnxBackend
     from export.exporter import ExportError
 
     if size != model.config.image_size:  # the graphs have fixed frame sizes: export a model of this size
@@ -861,7 +861,7 @@ def _onnx_animator(
     except ExportError as exc:
         raise CliError(f"--backend onnx: {exc}") from None
     logger.info("backend: %s (graphs in %s)", backend.name, backend.export.folder)
-    return BackendAnimator(backend, options)
+    return fomm.BackendAnimator(backend, options)
 
 
 def _rate_text(rate: Fraction | float) -> str:

@@ -107,3 +107,42 @@ def test_new_source_resets_calibration(model):
     assert animator.calibration is not None
     animator.set_source(torch.rand(1, 3, 64, 64))
     assert animator.calibration is None
+
+
+def test_backend_animator_feeds_a_static_batch_backend_frame_by_frame_with_the_same_result():
+    class Backend:
+        def __init__(self, max_batch):
+            self.max_batch = max_batch
+            self.batches = []
+
+        def set_source(self, source):
+            return self.keypoints(source)
+
+        def keypoints(self, frames):
+            self.batches.append(frames.shape[0])
+            mean = frames.mean(dim=(1, 2, 3))  # (N,)
+            value = (
+                torch.stack([mean, -mean], dim=-1)[:, None, :].expand(-1, 3, 2)
+                * torch.tensor([1.0, 0.5, 0.25])[:, None]
+            )
+            jacobian = torch.eye(2).expand(frames.shape[0], 3, 2, 2) * (1 + mean)[:, None, None, None]
+            return fomm.Keypoints(value.contiguous(), jacobian.contiguous())
+
+        def generate(self, kp):
+            return (
+                kp.value.sum(dim=(1, 2))[:, None, None, None].expand(-1, 3, 4, 4)
+                + kp.jacobian.mean(dim=(1, 2, 3))[:, None, None, None]
+            )
+
+    driving = torch.rand(5, 3, 8, 8, generator=torch.Generator().manual_seed(3))
+    source = torch.rand(1, 3, 8, 8, generator=torch.Generator().manual_seed(4))
+    results = {}
+    for max_batch in (None, 1, 2):
+        backend = Backend(max_batch)
+        animator = fomm.BackendAnimator(backend, fomm.AnimationOptions(relative=True))
+        animator.set_source(source)
+        results[max_batch] = animator.step(driving)
+        assert max(backend.batches[1:]) <= (max_batch or 5)
+    assert results[None].shape == (5, 3, 4, 4)
+    torch.testing.assert_close(results[1], results[None])
+    torch.testing.assert_close(results[2], results[None])

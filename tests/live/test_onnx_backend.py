@@ -19,7 +19,8 @@ from live.crop import Framing
 from live.pipeline import PuppetPipeline
 
 pytest.importorskip("onnxruntime", reason="the ONNX backend needs onnxruntime: pip install 'fomm-live[export]'")
-from export.backend import BackendAnimator, OnnxBackend
+from export.backend import OnnxBackend
+from fomm import BackendAnimator
 
 FRAME_ATOL = 1e-4
 
