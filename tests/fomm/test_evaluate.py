@@ -341,12 +341,14 @@ def test_missing_sface_model_names_the_fix(tmp_path: Path, monkeypatch: pytest.M
 def test_face_metrics_choices(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     oracle = Fake(lambda d, s: d)
     video = [("blank", np.zeros((2, 32, 32, 3), np.uint8))]
-    # explicit face metrics with a missing model fail; "auto" warns and measures L1 only
+    # SFace missing: AED is not measured (said in a warning), the landmarks (AKD) still are
     monkeypatch.setenv(identity.SFACE_ENV, str(tmp_path / "missing.onnx"))
-    with pytest.raises(MediaError, match="SFace"):
-        evaluate(oracle, video, faces="yunet")
-    result = evaluate(oracle, video, faces="auto")
-    assert result.landmarks is None and result.overall.akd is None and result.overall.l1 == 0.0
+    for choice in ("yunet", "auto"):
+        result = evaluate(oracle, video, faces=choice)
+        assert result.identity is None and result.landmarks is not None and result.overall.l1 == 0.0
+        assert result.overall.aed is None
+    result = evaluate(oracle, video, faces="off")
+    assert result.landmarks is None and result.overall.akd is None
     with pytest.raises(ValueError, match="unknown faces"):
         evaluate(oracle, video, faces="openface")
 
