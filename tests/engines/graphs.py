@@ -1,8 +1,5 @@
-"""ONNX graphs for the engine tests, exported here with plain ``torch.onnx.export`` (``standard`` warp).
-
-Stand-ins for ``export/``'s graphs (same graph and tensor names as ``export.specs``): ``keypoints``
-(driving image -> keypoints) and ``animate`` (cached source encoding + both keypoint sets -> frame), the live
-loop's per-frame path, plus a tiny Conv + GridSample + Softmax + Sigmoid graph.
+"""ONNX graphs for the engine tests: the model's graphs exported by ``export/`` (``standard`` warp, fp32), and
+a tiny Conv + GridSample + Softmax + Sigmoid graph exported here with plain ``torch.onnx.export``.
 """
 
 from __future__ import annotations
@@ -39,38 +36,6 @@ def tiny_spec(size: int = 16) -> GraphSpec:
     )
 
 
-class KeypointsGraph(nn.Module):
-    def __init__(self, model: fomm.Fomm) -> None:
-        super().__init__()
-        self.kp_detector = model.kp_detector
-
-    def forward(self, image: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        kp = self.kp_detector(image)
-        return kp.value, kp.jacobian
-
-
-class AnimateGraph(nn.Module):
-    def __init__(self, model: fomm.Fomm) -> None:
-        super().__init__()
-        self.generator = model.generator
-
-    def forward(
-        self,
-        features: torch.Tensor,
-        source_small: torch.Tensor,
-        source_kp_value: torch.Tensor,
-        source_kp_jacobian: torch.Tensor,
-        driving_kp_value: torch.Tensor,
-        driving_kp_jacobian: torch.Tensor,
-    ) -> torch.Tensor:
-        encoding = fomm.SourceEncoding(features, source_small)
-        return self.generator.animate(
-            encoding,
-            fomm.Keypoints(source_kp_value, source_kp_jacobian),
-            fomm.Keypoints(driving_kp_value, driving_kp_jacobian),
-        )
-
-
 def _export(module: nn.Module, spec: GraphSpec, inputs: tuple[torch.Tensor, ...], path: Path) -> Path:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
@@ -104,35 +69,15 @@ def fomm_inputs(model: fomm.Fomm) -> dict[str, tuple[torch.Tensor, ...]]:
     return {"keypoints": (image,), "animate": animate}
 
 
-def fomm_specs(model: fomm.Fomm) -> dict[str, GraphSpec]:
-    inputs = fomm_inputs(model)
-    with torch.no_grad():
-        value, jacobian = KeypointsGraph(model)(*inputs["keypoints"])
-        frame = AnimateGraph(model)(*inputs["animate"])
-    names = ("features", "source_small", "source_kp_value", "source_kp_jacobian")
-    names += ("driving_kp_value", "driving_kp_jacobian")
-    return {
-        "keypoints": GraphSpec(
-            "keypoints",
-            (TensorSpec("image", tuple(inputs["keypoints"][0].shape)),),
-            (TensorSpec("kp_value", tuple(value.shape)), TensorSpec("kp_jacobian", tuple(jacobian.shape))),
-        ),
-        "animate": GraphSpec(
-            "animate",
-            tuple(TensorSpec(n, tuple(t.shape)) for n, t in zip(names, inputs["animate"], strict=True)),
-            (TensorSpec("frame", tuple(frame.shape)),),
-        ),
-    }
-
-
 def export_fomm(
     model: fomm.Fomm, folder: Path, graphs: tuple[str, ...] = ("keypoints", "animate")
 ) -> dict[str, tuple[Path, GraphSpec, tuple[torch.Tensor, ...]]]:
-    """Export ``graphs`` of ``model`` into ``folder``: ``{name: (path, spec, inputs)}``."""
-    specs = fomm_specs(model)
+    """Export ``model`` with ``export/`` (the ``standard`` fp32 graphs, as ``fomm export`` writes them) into
+    ``folder``: ``{name: (path, spec, sample inputs)}`` for ``graphs``."""
+    from export.exporter import export_model
+    from export.specs import network_specs
+
+    export_model(model, folder)
+    specs = network_specs(model.config)
     inputs = fomm_inputs(model)
-    modules = {"keypoints": KeypointsGraph(model), "animate": AnimateGraph(model)}
-    return {
-        name: (_export(modules[name], specs[name], inputs[name], folder / f"{name}.onnx"), specs[name], inputs[name])
-        for name in graphs
-    }
+    return {name: (folder / f"{name}.onnx", GraphSpec.from_spec(specs[name]), inputs[name]) for name in graphs}
