@@ -278,7 +278,7 @@ def plugin_classes(trt: TensorRT, op: str, *, probe: bool = False) -> tuple[type
             return supports_format(pos, descs, num_inputs)
 
         def configure_plugin(self, inputs: Any, outputs: Any) -> None:
-            pass
+            """Nothing to configure at build time: shapes are checked in ``on_shape_change``."""
 
         def get_workspace_size(self, inputs: Any, outputs: Any) -> int:
             return 0
@@ -291,7 +291,7 @@ def plugin_classes(trt: TensorRT, op: str, *, probe: bool = False) -> tuple[type
             check_shapes(op, [tuple(x.dims) for x in inputs])
 
         def set_tactic(self, tactic: int) -> None:
-            pass
+            """One implementation (the Triton kernel), so no tactic to choose."""
 
         def attach_to_context(self, context: Any) -> Any:
             return self.clone()
