@@ -15,7 +15,7 @@ Every section runs in its own try/except: a failure is recorded (``error``) and 
 rewritten after each section, so a run stopped from outside still leaves what it measured.
 
     python scripts/gpu_check_fast.py --out results/gpu_check_fast.json            # GPU, < 6 min on an H200
-    python scripts/gpu_check_fast.py --device cpu --quick --out /tmp/dry.json     # CPU dry run of every path
+    python scripts/gpu_check_fast.py --device cpu --quick --out results/dry.json  # CPU dry run of every path
 """
 
 from __future__ import annotations
