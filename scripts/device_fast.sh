@@ -16,4 +16,5 @@ unset TRITON_INTERPRET
 nvidia-smi --query-gpu=name,driver_version --format=csv,noheader | tee "$OUT/gpu.txt"
 timeout 390 python3 scripts/gpu_check_fast.py --out "$OUT/gpu_check_fast.json" 2>&1 | tee "$OUT/gpu_check_fast.log"
 timeout 150 python3 -m pytest -q -p no:cacheprovider -m gpu tests/fomm/test_triton_warp.py tests/live/test_fast_backend.py \
+  tests/fomm/test_devices.py tests/live/test_pipeline_guards.py tests/engines \
   2>&1 | tail -n 25 | tee "$OUT/pytest_gpu.txt"
