@@ -358,11 +358,11 @@ class FaceFramer:
                 self._score = 0.0
                 self._confirmed = None
                 if self._misses == config.lost_after and self._center is not None:
-                    logger.info("face lost: holding the last crop")
+                    logger.debug("face lost: holding the last crop")
             else:
                 was_lost = self._misses >= config.lost_after
                 if was_lost and self._center is not None:
-                    logger.info("face found again after %d frames", self._misses)
+                    logger.debug("face found again after %d frames", self._misses)
                 self._misses = 0
                 self._face_box, self._score = found
                 self._confirmed = _thumbnail(image_bgr, found[0])

@@ -155,7 +155,7 @@ def run_loop(
         stats.add_timings(result.timings)
         if had_face and not result.framing.face_found:
             stats.faces_lost += 1
-            logger.info("face lost: holding the last crop")
+            logger.info("face lost: holding the last pose, then easing to the rest pose")
         elif not had_face and result.framing.face_found:
             logger.info("face found again")
         had_face = result.framing.face_found
