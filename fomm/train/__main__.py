@@ -43,7 +43,8 @@ PROG = "fomm.train"
 EXIT_USAGE = 2
 EXIT_INTERRUPTED = 130
 DEFAULT_PRESET = "vox-256"
-#: The run's data set (``{"data": ROOT, "id_sampling": bool}``), beside its checkpoint.
+#: The run's data set (``{"data": ROOT, "id_sampling": bool, "webcam_aug": P, "occluders": P}``), beside its
+#: checkpoint.
 RUN_RECORD = "run.json"
 
 
@@ -67,6 +68,16 @@ def _non_negative_float(text: str) -> float:
         raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
     if not value >= 0:
         raise argparse.ArgumentTypeError(f"must be >= 0, got {text}")
+    return value
+
+
+def _probability(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a probability in [0, 1], got {text!r}") from None
+    if not 0.0 <= value <= 1.0:
+        raise argparse.ArgumentTypeError(f"expected a probability in [0, 1], got {text}")
     return value
 
 
@@ -106,6 +117,20 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--workers", type=_int_at_least(0), help="DataLoader workers (default 4)")
     parser.add_argument("--image-size", type=_int_at_least(16), help="frame size (default: the config's)")
     parser.add_argument("--id-sampling", action="store_true", help="epochs iterate identities (ID#... names)")
+    parser.add_argument(
+        "--webcam-aug",
+        type=_probability,
+        metavar="P",
+        help="probability that the keypoint detector's copy of a driving frame is degraded like a webcam frame "
+        "(blur, noise, exposure, JPEG, downscale); default 0 (off); --resume keeps the run's",
+    )
+    parser.add_argument(
+        "--occluders",
+        type=_probability,
+        metavar="P",
+        help="probability of a synthetic occluder (ellipse, hand-like blob) over the keypoint detector's copy of "
+        "a driving frame; default 0 (off); --resume keeps the run's",
+    )
     parser.add_argument("--seed", type=_int_at_least(0), help="random seed (default 0)")
     parser.add_argument("--amp", choices=("off", "bf16", "fp16"), help="autocast precision (default off)")
     parser.add_argument("--channels-last", action="store_true", help="channels-last memory format")
@@ -138,23 +163,45 @@ def _run_paths(args: argparse.Namespace) -> None:
         raise CliError(f"--resume {str(args.resume)!r} does not exist (expected a run's {CHECKPOINT_NAME} or folder)")
     if args.out is None:
         args.out = resume.parent
-    if args.data is not None:
-        return
     record_path = resume.parent / RUN_RECORD
+    if args.data is not None:
+        if record_path.is_file():
+            try:
+                _augmentation_from_record(args, json.loads(record_path.read_text()))
+            except (OSError, ValueError, TypeError) as exc:
+                raise CliError(f"cannot read the run's record {str(record_path)!r}: {exc}") from None
+        return
     try:
         record = json.loads(record_path.read_text())
         args.data = Path(record["data"])
         args.id_sampling = args.id_sampling or bool(record.get("id_sampling", False))
+        _augmentation_from_record(args, record)
     except FileNotFoundError:
         raise CliError(f"--data is needed: no {RUN_RECORD} names the run's data set ({str(record_path)!r})") from None
     except (OSError, ValueError, KeyError, TypeError) as exc:
         raise CliError(f"--data is needed: cannot read the run's data set from {str(record_path)!r}: {exc}") from None
 
 
+def _augmentation_from_record(args: argparse.Namespace, record: dict[str, Any]) -> None:
+    """The run's ``--webcam-aug`` / ``--occluders`` where the command line does not give them."""
+    for name in ("webcam_aug", "occluders"):
+        if getattr(args, name) is None:
+            value = float(record.get(name, 0.0))
+            if not 0.0 <= value <= 1.0:
+                raise ValueError(f"{name} must be a probability in [0, 1], got {value}")
+            setattr(args, name, value)
+
+
 def _write_run_record(args: argparse.Namespace) -> None:
-    """``run.json`` in the run folder: the data set, so that ``--resume`` alone can continue the run."""
+    """``run.json`` in the run folder: the data set and its augmentation, so that ``--resume`` alone can continue
+    the run."""
     args.out.mkdir(parents=True, exist_ok=True)
-    record = {"data": str(args.data.resolve()), "id_sampling": bool(args.id_sampling)}
+    record = {
+        "data": str(args.data.resolve()),
+        "id_sampling": bool(args.id_sampling),
+        "webcam_aug": float(args.webcam_aug or 0.0),
+        "occluders": float(args.occluders or 0.0),
+    }
     (args.out / RUN_RECORD).write_text(json.dumps(record, indent=2) + "\n")
 
 
@@ -229,7 +276,14 @@ def _train_config(args: argparse.Namespace, model_config: FommConfig, yaml_path:
 def _dataset(args: argparse.Namespace, image_size: int) -> Any:
     from .data import DatasetConfig, FramesDataset
 
-    config = DatasetConfig(root=args.data, image_size=image_size, split="train", id_sampling=args.id_sampling)
+    config = DatasetConfig(
+        root=args.data,
+        image_size=image_size,
+        split="train",
+        id_sampling=args.id_sampling,
+        webcam_aug=float(args.webcam_aug or 0.0),
+        occluders=float(args.occluders or 0.0),
+    )
     return FramesDataset(config)
 
 

@@ -94,6 +94,11 @@ class DatasetConfig:
         split: ``"train"`` (random pairs, augmented) or ``"test"`` (deterministic pairs, not augmented).
         max_frames_per_video: read only the first N frames of each video (``None``: all).
         cache_mb: decoded frames kept in memory per process (LRU over videos); 0 decodes on every access.
+        webcam_aug: probability that the keypoint detector's copy of a driving frame (``"driving_input"``) is
+            degraded like a webcam frame (blur, noise, exposure, JPEG, downscale; :mod:`fomm.train.augment`);
+            0 (default) adds no ``"driving_input"``.
+        occluders: probability that a synthetic occluder (ellipse or hand-like blob, flat colour or another
+            video's texture) is pasted over the keypoint detector's copy of a driving frame; 0 (default): none.
     """
 
     root: Path
@@ -110,6 +115,8 @@ class DatasetConfig:
     split: str = "train"
     max_frames_per_video: int | None = None
     cache_mb: float = 1024.0
+    webcam_aug: float = 0.0
+    occluders: float = 0.0
 
     def __post_init__(self) -> None:
         if not isinstance(self.root, str | Path):
@@ -122,7 +129,14 @@ class DatasetConfig:
         for name in ("id_sampling", "augment", "horizontal_flip", "time_flip"):
             if not isinstance(getattr(self, name), bool):
                 raise DatasetError(f"DatasetConfig.{name} must be true or false, got {getattr(self, name)!r}")
-        for name, top in (("brightness", 1.0), ("contrast", 1.0), ("saturation", 1.0), ("hue", 0.5)):
+        for name, top in (
+            ("brightness", 1.0),
+            ("contrast", 1.0),
+            ("saturation", 1.0),
+            ("hue", 0.5),
+            ("webcam_aug", 1.0),
+            ("occluders", 1.0),
+        ):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int | float) or not 0.0 <= value <= top:
                 raise DatasetError(f"DatasetConfig.{name} must be a number in [0, {top:g}], got {value!r}")
@@ -493,7 +507,9 @@ class FramesDataset(Dataset[dict[str, Any]]):
     """Pairs of frames of one video, for training FOMM (the original ``FramesDataset`` + ``DatasetRepeater``).
 
     An item is ``{"source": (3, S, S), "driving": (3, S, S), "name": str}``: float32 RGB in ``[0, 1]`` and the
-    video's file or folder name. Training split: two distinct random frames of a video (in time order, then
+    video's file or folder name; with ``config.webcam_aug`` or ``config.occluders`` (training split, augmented)
+    also ``"driving_input"`` ``(3, S, S)``, the keypoint detector's (degraded, occluded) copy of ``"driving"``.
+    Training split: two distinct random frames of a video (in time order, then
     augmented: time flip, horizontal flip, colour jitter, all the same for both frames). Test split: frame 0
     and a frame chosen from the item index (reproducible), not augmented.
 
@@ -562,7 +578,26 @@ class FramesDataset(Dataset[dict[str, Any]]):
                 saturation=c.saturation,
                 hue=c.hue,
             )
-        return {"source": pair[0].contiguous(), "driving": pair[1].contiguous(), "name": video.name}
+        item = {"source": pair[0].contiguous(), "driving": pair[1].contiguous(), "name": video.name}
+        if self.is_train and self.config.augment and (self.config.webcam_aug > 0 or self.config.occluders > 0):
+            item["driving_input"] = self.driving_input(item["driving"])
+        return item
+
+    def driving_input(self, driving: torch.Tensor) -> torch.Tensor:
+        """The keypoint detector's copy of a driving frame ``(3, S, S)``: with probability ``config.occluders``
+        an occluder pasted over it, then with probability ``config.webcam_aug`` webcam-like degradations.
+        Randomness from torch's default generator (seeded per item by the trainer)."""
+        from .augment import degrade_webcam, paste_occluder
+
+        out = driving
+        if self.config.occluders > 0 and float(torch.rand(())) < self.config.occluders:
+            other = self.videos[int(torch.randint(len(self.videos), ()))]
+            frames = self.frames(other)
+            texture = _to_float(frames[[int(torch.randint(len(frames), ()))]])[0]
+            out = paste_occluder(out, texture=texture)
+        if self.config.webcam_aug > 0 and float(torch.rand(())) < self.config.webcam_aug:
+            out = degrade_webcam(out)
+        return out.contiguous() if out is not driving else driving.clone()
 
     def verify(self) -> dict[str, int]:
         """Decode every video now (filling the cache as far as it goes) and return frame counts by name.

@@ -723,7 +723,9 @@ class Trainer:
         """One generator (+ keypoint detector) update and, when adversarial, one discriminator update.
 
         Args:
-            batch: ``{"source": (B, 3, S, S), "driving": (B, 3, S, S), ...}`` float RGB in ``[0, 1]``.
+            batch: ``{"source": (B, 3, S, S), "driving": (B, 3, S, S), ...}`` float RGB in ``[0, 1]``; an optional
+                ``"driving_input"`` ``(B, 3, S, S)`` is what the keypoint detector sees of the driving frames
+                (equivariance included); the reconstruction target stays ``"driving"``.
             keep_outputs: also return the tensors for an image grid under ``"outputs"``.
 
         Returns:
@@ -732,9 +734,13 @@ class Trainer:
         cfg, weights = self.config, self.weights
         source = batch["source"].to(self.device, non_blocking=True)
         driving = batch["driving"].to(self.device, non_blocking=True)
+        # The keypoint detector's copy of the driving frame (degraded/occluded by the data set), else the frame.
+        driving_input = batch.get("driving_input")
+        driving_input = driving if driving_input is None else driving_input.to(self.device, non_blocking=True)
         if cfg.channels_last:
             source = source.contiguous(memory_format=torch.channels_last)
             driving = driving.contiguous(memory_format=torch.channels_last)
+            driving_input = driving_input.contiguous(memory_format=torch.channels_last)
         if not self._warned_size and source.shape[-1] != self.model.config.image_size:
             logger.warning(
                 "frames are %dx%d, the model config says %d", *source.shape[-2:], self.model.config.image_size
@@ -751,11 +757,11 @@ class Trainer:
                 device=self.device,
                 align_corners=self.model.config.align_corners,
             )
-            transformed = transform.transform_frame(driving)
+            transformed = transform.transform_frame(driving_input)
 
-        # 2. Keypoints and generator.
+        # 2. Keypoints (driving ones from the detector's copy) and generator.
         with self._autocast():
-            forward: _GeneratorForward = self._generator_step(source, driving, transformed)
+            forward: _GeneratorForward = self._generator_step(source, driving_input, transformed)
         prediction = forward.generated.prediction.float()
 
         # 3. Reconstruction losses over the pyramid.

@@ -1,0 +1,201 @@
+"""Webcam-like degradation and synthetic occluders of the keypoint detector's copy of the driving frame
+(fomm.train.augment, FramesDataset's ``driving_input``, the trainer's use of it and the CLI flags)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+cv2 = pytest.importorskip("cv2")
+
+import fomm  # noqa: E402
+from fomm.train.augment import degrade_webcam, paste_occluder  # noqa: E402
+from fomm.train.data import DatasetConfig, DatasetError, FramesDataset  # noqa: E402
+
+S = 64
+PREVIEW = Path("/tmp/fomm-train-augment.png")
+
+
+def _face_like(index: int, tag: int) -> np.ndarray:
+    """A light disc ('face') with two dark eyes on a coloured background; the disc moves with ``index``."""
+    yy, xx = np.mgrid[0:S, 0:S]
+    image = np.zeros((S, S, 3), np.uint8)
+    image[...] = (30 + 40 * tag, 80, 140)
+    cx, cy = 28 + 2 * index, 32
+    image[(xx - cx) ** 2 + (yy - cy) ** 2 < 20**2] = (230, 190, 160)
+    for ex in (cx - 7, cx + 7):
+        image[(xx - ex) ** 2 + (yy - 27) ** 2 < 3**2] = (20, 20, 20)
+    image[(abs(xx - cx) < 6) & (abs(yy - 42) < 2)] = (150, 40, 40)
+    return image
+
+
+@pytest.fixture(scope="module")
+def root(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    root = tmp_path_factory.mktemp("augment")
+    for tag in range(2):
+        folder = root / "train" / f"video{tag}"
+        folder.mkdir(parents=True)
+        for k in range(5):
+            assert cv2.imwrite(str(folder / f"{k}.png"), cv2.cvtColor(_face_like(k, tag), cv2.COLOR_RGB2BGR))
+    return root
+
+
+def _items(root: Path, seed: int, count: int = 6, **kwargs: object) -> list[dict]:
+    dataset = FramesDataset(DatasetConfig(root=root, image_size=S, **kwargs))  # type: ignore[arg-type]
+    items = []
+    for k in range(count):
+        torch.manual_seed(seed * 1000 + k)  # as the trainer does: every item from its own seed
+        items.append(dataset[k % len(dataset)])
+    return items
+
+
+def test_off_by_default_items_are_as_before(root: Path) -> None:
+    config = DatasetConfig(root=root, image_size=S)
+    assert config.webcam_aug == 0.0 and config.occluders == 0.0
+    default = _items(root, 3)
+    explicit = _items(root, 3, webcam_aug=0.0, occluders=0.0)
+    for a, b in zip(default, explicit, strict=True):
+        assert set(a) == {"source", "driving", "name"}  # no extra key, so batches are as before
+        assert torch.equal(a["source"], b["source"]) and torch.equal(a["driving"], b["driving"])
+    # The global RNG is left where the clean pipeline leaves it: the next draw is the same.
+    _items(root, 3)
+    after_default = torch.rand(())
+    _items(root, 3, webcam_aug=0.0)
+    assert torch.equal(torch.rand(()), after_default)
+
+
+@pytest.mark.parametrize("flags", [{"webcam_aug": 1.0}, {"occluders": 1.0}, {"webcam_aug": 1.0, "occluders": 1.0}])
+def test_on_changes_only_the_detector_copy(root: Path, flags: dict[str, float]) -> None:
+    clean = _items(root, 5)
+    augmented = _items(root, 5, **flags)
+    changed = 0
+    for a, b in zip(clean, augmented, strict=True):
+        # Source and driving (the loss target) are the clean pipeline's, bit for bit.
+        assert torch.equal(a["source"], b["source"]) and torch.equal(a["driving"], b["driving"])
+        d = b["driving_input"]
+        assert d.shape == b["driving"].shape and d.dtype == torch.float32
+        assert float(d.min()) >= 0.0 and float(d.max()) <= 1.0
+        assert d.data_ptr() != b["driving"].data_ptr()
+        changed += int((d - b["driving"]).abs().max() > 1e-3)
+    assert changed >= len(clean) - 1  # a draw may rarely pick no degradation
+
+
+def test_deterministic_for_a_seed_and_different_across_seeds(root: Path) -> None:
+    flags = {"webcam_aug": 1.0, "occluders": 1.0}
+    first, again, other = _items(root, 11, **flags), _items(root, 11, **flags), _items(root, 12, **flags)
+    for a, b in zip(first, again, strict=True):
+        assert torch.equal(a["driving_input"], b["driving_input"])
+    assert any(
+        a["driving"].shape == b["driving"].shape and not torch.equal(a["driving_input"], b["driving_input"])
+        for a, b in zip(first, other, strict=True)
+    )
+
+
+def test_helpers_keep_shape_range_and_input() -> None:
+    frame = torch.rand(3, 40, 48)
+    before = frame.clone()
+    for seed in range(8):
+        g = torch.Generator().manual_seed(seed)
+        for out in (degrade_webcam(frame, generator=g), paste_occluder(frame, texture=frame.flip(-1), generator=g)):
+            assert out.shape == frame.shape and out.dtype == torch.float32
+            assert float(out.min()) >= 0.0 and float(out.max()) <= 1.0
+    assert torch.equal(frame, before)
+    # An occluder covers part of the frame, not all of it and not nothing.
+    flat = torch.full((3, S, S), 0.5)
+    covered = [
+        float(
+            ((paste_occluder(flat, generator=torch.Generator().manual_seed(s)) - flat).abs().amax(0) > 0.02)
+            .float()
+            .mean()
+        )
+        for s in range(16)
+    ]
+    assert all(0.0 < c < 0.9 for c in covered), covered
+
+
+def test_probabilities_are_validated(root: Path) -> None:
+    for name, value in (("webcam_aug", 1.5), ("occluders", -0.1), ("webcam_aug", True)):
+        with pytest.raises(DatasetError, match=f"DatasetConfig.{name} must be a number in \\[0, 1\\], got"):
+            DatasetConfig(root=root, **{name: value})  # type: ignore[arg-type]
+
+
+def test_preview_png_clean_degraded_occluded(root: Path) -> None:
+    """Writes clean | degraded | occluded rows for a few seeds to /tmp, to look at."""
+    dataset = FramesDataset(DatasetConfig(root=root, image_size=S, augment=False))
+    frame = dataset[0]["driving"]
+    texture = dataset[1]["source"]
+    rows = []
+    for seed in range(4):
+        g = torch.Generator().manual_seed(seed)
+        rows.append(
+            torch.cat(
+                [frame, degrade_webcam(frame, generator=g), paste_occluder(frame, texture=texture, generator=g)], -1
+            )
+        )
+    grid = (torch.cat(rows, -2).permute(1, 2, 0).numpy() * 255 + 0.5).astype(np.uint8)
+    grid = cv2.resize(grid, None, fx=3, fy=3, interpolation=cv2.INTER_NEAREST)
+    assert cv2.imwrite(str(PREVIEW), cv2.cvtColor(grid, cv2.COLOR_RGB2BGR))
+
+
+# --- trainer ----------------------------------------------------------------------------------------------------
+
+
+def _one_step(make_tiny, tmp_path: Path, batch: dict) -> dict:
+    from fomm.train.losses import LossWeights
+    from fomm.train.trainer import TrainConfig, Trainer
+
+    torch.manual_seed(0)
+    model = fomm.build_fomm(make_tiny(), with_discriminator=False)
+    config = TrainConfig(
+        batch_size=2, num_workers=0, progress=False, loss_weights=LossWeights(perceptual=(0.0,), l1=10.0)
+    )
+    data = [{"source": s, "driving": d, "name": "x"} for s, d in zip(batch["source"], batch["driving"], strict=True)]
+    with Trainer(model, config, data, tmp_path, features=None) as trainer:  # type: ignore[arg-type]
+        return trainer.train_step(batch, keep_outputs=True)
+
+
+def test_trainer_feeds_driving_input_to_the_keypoint_detector_only(make_tiny, tmp_path: Path) -> None:
+    g = torch.Generator().manual_seed(0)
+    source, driving = torch.rand(2, 3, S, S, generator=g), torch.rand(2, 3, S, S, generator=g)
+    plain = _one_step(make_tiny, tmp_path / "a", {"source": source, "driving": driving})
+    same = _one_step(make_tiny, tmp_path / "b", {"source": source, "driving": driving, "driving_input": driving})
+    other_input = torch.rand(2, 3, S, S, generator=g)
+    other = _one_step(make_tiny, tmp_path / "c", {"source": source, "driving": driving, "driving_input": other_input})
+    for name, value in plain["losses"].items():
+        assert torch.equal(value, same["losses"][name]), name
+    assert torch.equal(plain["outputs"]["kp_driving"], same["outputs"]["kp_driving"])
+    assert not torch.equal(plain["outputs"]["kp_driving"], other["outputs"]["kp_driving"])
+    # The reconstruction target stays the clean driving frame.
+    assert torch.equal(other["outputs"]["driving"], driving)
+
+
+# --- command line -----------------------------------------------------------------------------------------------
+
+
+def test_cli_flags_reach_the_dataset_and_resume_keeps_them(root: Path, tmp_path: Path, capsys) -> None:
+    from fomm.train.__main__ import _dataset, _run_paths, _write_run_record, build_parser, main
+
+    parser = build_parser()
+    args = parser.parse_args(
+        ["--data", str(root), "--out", str(tmp_path), "--webcam-aug", "0.5", "--occluders", "0.25"]
+    )
+    dataset = _dataset(args, S)
+    assert (dataset.config.webcam_aug, dataset.config.occluders) == (0.5, 0.25)
+    assert _dataset(parser.parse_args(["--data", str(root), "--out", str(tmp_path)]), S).config.webcam_aug == 0.0
+    _write_run_record(args)
+    record = json.loads((tmp_path / "run.json").read_text())
+    assert (record["webcam_aug"], record["occluders"]) == (0.5, 0.25)
+    (tmp_path / "checkpoint.safetensors").write_bytes(b"")  # _run_paths only checks that it exists
+    resumed = parser.parse_args(["--resume", str(tmp_path)])
+    _run_paths(resumed)
+    assert (resumed.webcam_aug, resumed.occluders) == (0.5, 0.25)
+    changed = parser.parse_args(["--resume", str(tmp_path), "--data", str(root), "--webcam-aug", "0"])
+    _run_paths(changed)
+    assert (changed.webcam_aug, changed.occluders) == (0.0, 0.25)
+    assert main(["--data", str(root), "--out", str(tmp_path / "x"), "--webcam-aug", "2"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "--webcam-aug" in err[0] and "probability in [0, 1]" in err[0]
