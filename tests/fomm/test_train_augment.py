@@ -199,3 +199,17 @@ def test_cli_flags_reach_the_dataset_and_resume_keeps_them(root: Path, tmp_path:
     assert main(["--data", str(root), "--out", str(tmp_path / "x"), "--webcam-aug", "2"]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "--webcam-aug" in err[0] and "probability in [0, 1]" in err[0]
+
+
+def test_cli_trains_with_both_augmentations_and_resumes(root: Path, tmp_path: Path) -> None:
+    from fomm.train.__main__ import main
+
+    out = tmp_path / "run"
+    common = ["--features", "none", "--log-every", "1", "--no-progress", "--batch-size", "2", "--workers", "0"]
+    args = ["--data", str(root), "--out", str(out), "--preset", "tiny-256", "--image-size", str(S), *common]
+    assert main([*args, "--max-steps", "1", "--webcam-aug", "1", "--occluders", "0.5"]) == 0
+    assert main(["--resume", str(out), "--max-steps", "2"]) == 0
+    record = json.loads((out / "run.json").read_text())
+    assert (record["webcam_aug"], record["occluders"]) == (1.0, 0.5)
+    log = [json.loads(line) for line in (out / "log.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in log] == [1, 2]
