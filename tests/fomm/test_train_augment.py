@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import numpy as np
@@ -17,7 +18,6 @@ from fomm.train.augment import degrade_webcam, paste_occluder  # noqa: E402
 from fomm.train.data import DatasetConfig, DatasetError, FramesDataset  # noqa: E402
 
 S = 64
-PREVIEW = Path("/tmp/fomm-train-augment.png")
 
 
 def _face_like(index: int, tag: int) -> np.ndarray:
@@ -123,22 +123,25 @@ def test_probabilities_are_validated(root: Path) -> None:
             DatasetConfig(root=root, **{name: value})  # type: ignore[arg-type]
 
 
-def test_preview_png_clean_degraded_occluded(root: Path) -> None:
-    """Writes clean | degraded | occluded rows for a few seeds to /tmp, to look at."""
+def test_preview_png_clean_degraded_occluded(root: Path, tmp_path: Path) -> None:
+    """Clean | degraded | occluded rows for a few seeds, each changed and each seed different, written as a PNG
+    (``$FOMM_PREVIEW_DIR`` keeps it to look at)."""
     dataset = FramesDataset(DatasetConfig(root=root, image_size=S, augment=False))
     frame = dataset[0]["driving"]
     texture = dataset[1]["source"]
     rows = []
     for seed in range(4):
         g = torch.Generator().manual_seed(seed)
-        rows.append(
-            torch.cat(
-                [frame, degrade_webcam(frame, generator=g), paste_occluder(frame, texture=texture, generator=g)], -1
-            )
-        )
+        degraded = degrade_webcam(frame, generator=g)
+        occluded = paste_occluder(frame, texture=texture, generator=g)
+        assert not torch.equal(degraded, frame) or not torch.equal(occluded, frame)
+        rows.append(torch.cat([frame, degraded, occluded], -1))
+    assert len({r.sum().item() for r in rows}) == len(rows)  # every seed draws something else
     grid = (torch.cat(rows, -2).permute(1, 2, 0).numpy() * 255 + 0.5).astype(np.uint8)
     grid = cv2.resize(grid, None, fx=3, fy=3, interpolation=cv2.INTER_NEAREST)
-    assert cv2.imwrite(str(PREVIEW), cv2.cvtColor(grid, cv2.COLOR_RGB2BGR))
+    preview = Path(os.environ.get("FOMM_PREVIEW_DIR", tmp_path)) / "fomm-train-augment.png"
+    assert cv2.imwrite(str(preview), cv2.cvtColor(grid, cv2.COLOR_RGB2BGR))
+    assert cv2.imread(str(preview)).shape == (grid.shape[0], grid.shape[1], 3)
 
 
 # --- trainer ----------------------------------------------------------------------------------------------------
