@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
+from typing import Any
 
 import torch
 
@@ -79,12 +80,21 @@ class TrtBackend:
                 f"--onnx-dir {str(onnx_dir)!r} has no {', '.join(f'{m}.onnx' for m in missing)}; export the model "
                 "first (python -m export --checkpoint ... --out DIR) and pass that folder"
             )
+        manifest = _manifest(onnx_dir, model)
+        if manifest.options.warp == "fused":
+            from engines.plugin import register_warp_plugins
+
+            if not register_warp_plugins(trt):  # also needed to deserialise a cached fused engine
+                raise EngineError(
+                    f"--onnx-dir {str(onnx_dir)!r} holds the fused export, whose warp plugin cannot load with "
+                    f"{trt.label} here; export with --warp standard"
+                )
         cache = EngineCache(cache_dir, trt)
         config = EngineConfig(precision=precision)
         self.engines = {}
         for name in GRAPHS:
-            path = onnx_dir / f"{name}.onnx"
-            spec = GraphSpec.from_onnx(path, name)
+            spec = GraphSpec.from_spec(manifest.graphs[name])
+            path = onnx_dir / manifest.graphs[name].filename
             self.engines[name] = Engine(cache.get_or_build(path, spec, config), spec, trt=trt, device=device)
         self.device = device
         self.model = model.to(device).eval()
@@ -92,7 +102,7 @@ class TrtBackend:
         self.max_batch = 1  # static batch-1 engines (fomm.BackendAnimator feeds them frame by frame)
         self.name = f"trt-{trt.flavour}-{precision}"
         self._cuda_graph = cuda_graph
-        self._source_feed: dict[str, torch.Tensor] | None = None
+        self._has_source = False
         self._kp_source: fomm.Keypoints | None = None
 
     def _run(self, name: str, feed: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
@@ -107,12 +117,16 @@ class TrtBackend:
         kp = self.model.kp_detector(source)
         encoding = self.model.generator.encode_source(source)
         self._kp_source = fomm.Keypoints(kp.value.float(), kp.jacobian.float())
-        self._source_feed = {
-            "features": encoding.features,
-            "source_small": encoding.source_small,
-            "source_kp_value": self._kp_source.value,
-            "source_kp_jacobian": self._kp_source.jacobian,
-        }
+        # once per avatar: into the animate engine's input buffers, which every frame (and a CUDA graph) reads
+        self.engines["animate"].set_inputs(
+            {
+                "features": encoding.features,
+                "source_small": encoding.source_small,
+                "source_kp_value": self._kp_source.value,
+                "source_kp_jacobian": self._kp_source.jacobian,
+            }
+        )
+        self._has_source = True
         return self._kp_source
 
     @torch.inference_mode()
@@ -122,7 +136,24 @@ class TrtBackend:
 
     @torch.inference_mode()
     def generate(self, kp_driving: fomm.Keypoints) -> torch.Tensor:
-        if self._source_feed is None:
+        if not self._has_source:
             raise EngineError("set_source() must run before generate()")
-        feed = {**self._source_feed, "driving_kp_value": kp_driving.value, "driving_kp_jacobian": kp_driving.jacobian}
+        feed = {"driving_kp_value": kp_driving.value, "driving_kp_jacobian": kp_driving.jacobian}
         return self._run("animate", feed)["frame"].float()
+
+
+def _manifest(onnx_dir: Path, model: fomm.Fomm) -> Any:
+    """The export folder's manifest, checked: these weights (``set_source`` runs the torch model, the engines
+    the exported weights: they must be the same), fp32 graphs (FP16 engines are made from them)."""
+    from export.exporter import ExportError, load_manifest, weights_sha256
+
+    try:
+        manifest = load_manifest(onnx_dir, weights_sha256=weights_sha256(model))
+    except ExportError as exc:
+        raise EngineError(str(exc)) from None
+    if manifest.options.precision != "fp32":
+        raise EngineError(
+            f"--onnx-dir {str(onnx_dir)!r} holds {manifest.options.precision} graphs; TensorRT engines are built "
+            "from the fp32 export (--precision fp16 makes FP16 engines from it)"
+        )
+    return manifest

@@ -152,8 +152,8 @@ def _plugin_status(trt: object) -> str:
     assert isinstance(trt, TensorRT)
     if not trt.has_plugin_layers:
         return f"not available in {trt.label} (no plugin layers): engines use the standard graph (native GridSample)"
-    try:
-        from fomm.kernels import triton_warp  # noqa: F401
-    except ImportError as exc:
-        return f"not loadable ({exc}); engines use the standard graph (native GridSample)"
+    from fomm.kernels import TRITON_INSTALL_HINT, triton_available
+
+    if not triton_available():
+        return f"not loadable (triton missing: {TRITON_INSTALL_HINT}); engines use the standard graph (GridSample)"
     return "available (IPluginV3 in Python, Triton kernels): fused graphs build with it"

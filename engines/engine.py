@@ -104,6 +104,7 @@ class Engine:
         if names != expected:
             raise EngineError(f"engine {str(self.path)!r} has tensors {sorted(names)}, spec expects {sorted(expected)}")
         self.buffers: dict[str, torch.Tensor] = {}
+        self._set: set[str] = set()  # inputs whose buffers hold values
         for tensor in spec.inputs:
             self.context.set_input_shape(tensor.name, tensor.with_batch(batch))
         for tensor in (*spec.inputs, *spec.outputs):
@@ -133,20 +134,30 @@ class Engine:
         return self._graph is not None
 
     def __call__(self, feed: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-        """Copy ``feed`` (by name) into the input buffers, run, and return the output buffers by name.
+        """Copy ``feed`` (by name) into the input buffers, run, and return the output buffers by name. Inputs
+        set earlier (:meth:`set_inputs`, e.g. once per avatar) and not in ``feed`` keep their values.
 
         The returned tensors are the engine's buffers: the next call overwrites them (clone to keep).
         """
-        missing = [t.name for t in self.spec.inputs if t.name not in feed]
+        self.set_inputs(feed)
+        missing = [t.name for t in self.spec.inputs if t.name not in self._set]
         if missing:
             raise EngineError(f"engine {self.spec.name!r}: missing inputs {missing}")
-        for tensor in self.spec.inputs:
-            self.buffers[tensor.name].copy_(feed[tensor.name])
         if self._graph is not None:
             self._graph.replay()
         else:
             self._execute()
         return {t.name: self.buffers[t.name] for t in self.spec.outputs}
+
+    def set_inputs(self, feed: Mapping[str, torch.Tensor]) -> None:
+        """Copy ``feed`` into the input buffers by name (they keep these values until set again)."""
+        inputs = {t.name for t in self.spec.inputs}
+        unknown = sorted(set(feed) - inputs)
+        if unknown:
+            raise EngineError(f"engine {self.spec.name!r}: no inputs named {unknown}")
+        for name, value in feed.items():
+            self.buffers[name].copy_(value)
+        self._set.update(feed)
 
     def inspect(self) -> str:
         """The engine's layers as TensorRT's inspector reports them (JSON)."""

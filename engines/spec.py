@@ -103,9 +103,9 @@ class GraphSpec:
     @classmethod
     def from_onnx(cls, path: str | Path, name: str | None = None) -> GraphSpec:
         """Read the graph's I/O from an ONNX file (symbolic dimensions become ``-1``)."""
-        import onnx
+        from engines.onnx_utils import load_onnx, require_onnx
 
-        from engines.onnx_utils import load_onnx
+        onnx = require_onnx()
 
         model = load_onnx(path)
         initializers = {t.name for t in model.graph.initializer}

@@ -236,7 +236,7 @@ def open_export(
             threads=threads,
             optimization=optimization,
             device=device,
-            fused=fused,
+            fused=fused and name == "animate",  # the only graph with fomm.warp nodes
         )
         for name in GRAPH_NAMES
     }
