@@ -391,7 +391,7 @@ def _prepare(args: argparse.Namespace) -> int:
 
 
 def _add_evaluate(commands: Any) -> None:
-    from fomm.train.names import LANDMARK_CHOICES  # torch-free; loaded only when the parser is built
+    from fomm.train.names import LANDMARK_CHOICES, MOTION_LANDMARK_CHOICES  # torch-free, only for the parser
 
     parser = commands.add_parser(
         "evaluate",
@@ -454,7 +454,7 @@ def _add_evaluate(commands: Any) -> None:
     )
     motion.add_argument(
         "--motion-landmarks",
-        choices=("auto", "facemesh", "yunet"),
+        choices=MOTION_LANDMARK_CHOICES,
         default="auto",
         help="auto (MediaPipe FaceMesh 468 points when installed, else YuNet 5 points: no mouth or eye opening)",
     )

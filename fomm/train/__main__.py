@@ -164,22 +164,23 @@ def _run_paths(args: argparse.Namespace) -> None:
     if args.out is None:
         args.out = resume.parent
     record_path = resume.parent / RUN_RECORD
-    if args.data is not None:
-        if record_path.is_file():
-            try:
-                _augmentation_from_record(args, json.loads(record_path.read_text()))
-            except (OSError, ValueError, TypeError) as exc:
-                raise CliError(f"cannot read the run's record {str(record_path)!r}: {exc}") from None
-        return
     try:
         record = json.loads(record_path.read_text())
-        args.data = Path(record["data"])
+    except FileNotFoundError:
+        if args.data is None:
+            raise CliError(
+                f"--data is needed: no {RUN_RECORD} names the run's data set ({str(record_path)!r})"
+            ) from None
+        return  # a run from before run.json existed: the command line says everything
+    except (OSError, ValueError) as exc:
+        raise CliError(f"cannot read the run's record {str(record_path)!r}: {exc}") from None
+    try:  # every setting the command line leaves unset comes from the run
+        if args.data is None:
+            args.data = Path(record["data"])
         args.id_sampling = args.id_sampling or bool(record.get("id_sampling", False))
         _augmentation_from_record(args, record)
-    except FileNotFoundError:
-        raise CliError(f"--data is needed: no {RUN_RECORD} names the run's data set ({str(record_path)!r})") from None
-    except (OSError, ValueError, KeyError, TypeError) as exc:
-        raise CliError(f"--data is needed: cannot read the run's data set from {str(record_path)!r}: {exc}") from None
+    except (KeyError, ValueError, TypeError) as exc:
+        raise CliError(f"cannot read the run's settings from {str(record_path)!r}: {exc}") from None
 
 
 def _augmentation_from_record(args: argparse.Namespace, record: dict[str, Any]) -> None:

@@ -58,6 +58,8 @@ import torch
 from fomm.animator import AnimationOptions, Animator
 from fomm.media.errors import MediaError
 from fomm.model import Fomm
+from fomm.train.evaluate import BASELINE_NAME, _safe_name
+from fomm.train.names import MOTION_LANDMARK_CHOICES
 
 if TYPE_CHECKING:
     from fomm.media.faces import FaceLandmarker
@@ -85,7 +87,6 @@ SIGNALS: tuple[str, ...] = ("roll", "yaw", "pitch", "mouth", "eyes")
 #: Signals that need lip and eyelid points (not measurable with 5 points).
 DETAIL_SIGNALS: frozenset[str] = frozenset({"mouth", "eyes"})
 #: ``--motion-landmarks`` choices.
-MOTION_LANDMARK_CHOICES: tuple[str, ...] = ("auto", "facemesh", "yunet")
 #: A signal whose standard deviation over a clip is at or below this does not move: its correlation is undefined.
 STILL_STD = 1e-6
 #: Landmark jitter per signal (standard deviation of a signal that should stay constant while the bundled portrait
@@ -97,7 +98,7 @@ NOISE_FLOOR: dict[str, dict[str, float]] = {
 #: A driver whose signal varies less than this many times the noise floor does not move enough to be measured.
 NOISE_MULTIPLE = 2.0
 MODEL = "model"
-BASELINE = "copy first frame"
+BASELINE = BASELINE_NAME  # the same baseline, the same name as the reconstruction table's
 METHODS: tuple[str, ...] = (MODEL, BASELINE)
 
 # FaceMesh indices (the subject's right eye is on the image's left).
@@ -350,7 +351,7 @@ def _as_uint8(frames: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
 
 @dataclass
 class MotionRow:
-    """One avatar x driving clip x method (``"model"`` or ``"copy first frame"``).
+    """One avatar x driving clip x method (``"model"`` or the copy-frame-0 baseline).
 
     Attributes:
         avatar, driver, method: what was measured.
@@ -444,6 +445,8 @@ def _check_frames(what: str, frames: np.ndarray, single: bool) -> None:
         expected = "(S, S, 3)" if single else "(T, S, S, 3)"
         got = f"{getattr(frames, 'dtype', type(frames))} {getattr(frames, 'shape', '')}"
         raise MediaError(f"{what}: expected {expected} uint8 RGB, got {got}")
+    if not single and frames.shape[0] < 1:
+        raise MediaError(f"{what} has no frames")
 
 
 def _row(avatar: str, driver: str, method: str, drv: np.ndarray, out: np.ndarray, noise: dict[str, float]) -> MotionRow:
@@ -479,7 +482,7 @@ def evaluate_motion(
         progress: an object with ``update(n)`` (a tqdm bar), called per animated frame.
 
     Returns:
-        Two rows per avatar x clip pair (model, copy first frame), in order.
+        Two rows per avatar x clip pair (model, copy-frame-0 baseline), in order.
 
     Raises:
         MediaError: an avatar or clip of the wrong shape, no avatars or no clips, or a missing landmark model.
@@ -500,6 +503,7 @@ def evaluate_motion(
     out_path = Path(out_dir) if out_dir is not None else None
     rows: list[MotionRow] = []
     clips = 0
+    video_names: set[str] = set()
     for item in drivers:
         driver, frames = item[0], item[1]
         rate = float(item[2]) if len(item) > 2 else fps
@@ -518,7 +522,9 @@ def evaluate_motion(
                 from fomm.media.video import VideoWriter
 
                 (out_path / "videos").mkdir(parents=True, exist_ok=True)
-                writer = VideoWriter(out_path / "videos" / f"{_slug(avatar)}__{_slug(driver)}.mp4", rate)
+                writer = VideoWriter(
+                    out_path / "videos" / f"{_safe_name(f'{avatar}__{driver}', video_names)}.mp4", rate
+                )
             outputs: list[np.ndarray] = []
             try:
                 for start in range(0, len(frames), batch_size):
@@ -552,12 +558,6 @@ def evaluate_motion(
     return MotionResult(
         rows, marks.info, {"seconds": time.perf_counter() - started, "avatars": [a for a, _ in avatars]}
     )
-
-
-def _slug(name: str) -> str:
-    import re
-
-    return re.sub(r"[^A-Za-z0-9._-]+", "_", name).strip("._") or "x"
 
 
 # --- table ------------------------------------------------------------------------------------------------------

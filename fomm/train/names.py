@@ -3,10 +3,13 @@ handling), kept free of torch so that ``fomm --help`` does not load it."""
 
 from __future__ import annotations
 
-__all__ = ["LANDMARK_CHOICES", "DatasetError"]
+__all__ = ["LANDMARK_CHOICES", "MOTION_LANDMARK_CHOICES", "DatasetError"]
 
 #: ``faces=`` / ``--landmarks`` choices: which landmark detector gives AKD (``off``: no face metrics).
 LANDMARK_CHOICES: tuple[str, ...] = ("auto", "fan", "dlib", "yunet", "off")
+
+#: ``--motion-landmarks`` choices: which landmarks measure motion following (FaceMesh, or YuNet's 5 points).
+MOTION_LANDMARK_CHOICES: tuple[str, ...] = ("auto", "facemesh", "yunet")
 
 
 class DatasetError(ValueError):

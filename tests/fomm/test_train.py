@@ -565,3 +565,28 @@ def test_ddp_two_cpu_processes(tmp_path):
     assert "rank 0/2: process group up (gloo)" in output and "rank 1/2: process group up (gloo)" in output
     assert [r["step"] for r in read_log(out)] == [1, 2, 3]
     assert fomm.load_checkpoint(out / "checkpoint.safetensors", with_discriminator=True).step == 3
+
+
+def test_resume_with_data_keeps_the_runs_id_sampling_and_augmentation(tmp_path: Path) -> None:
+    """``--resume CKPT --data DIR`` fills every setting the command line leaves unset from the run's record."""
+    import argparse
+
+    from fomm.train.__main__ import RUN_RECORD, _run_paths
+
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "checkpoint.safetensors").write_bytes(b"x")
+    record = {"data": str(tmp_path / "data"), "id_sampling": True, "webcam_aug": 0.3, "occluders": 0.2}
+    (run / RUN_RECORD).write_text(json.dumps(record))
+    for data in (None, tmp_path / "other"):
+        args = argparse.Namespace(
+            resume=run / "checkpoint.safetensors",
+            out=None,
+            data=data,
+            id_sampling=False,
+            webcam_aug=None,
+            occluders=None,
+        )
+        _run_paths(args)
+        assert args.id_sampling is True and (args.webcam_aug, args.occluders) == (0.3, 0.2)
+        assert args.data == (data or tmp_path / "data") and args.out == run
