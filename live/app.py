@@ -123,8 +123,6 @@ def load_backend(config: LiveConfig) -> tuple[InferenceBackend, str, bool]:
         return _trt_backend(model, device, config, checkpoint), described, untrained
     if config.backend == "onnx":
         return _onnx_backend(model, device, config, checkpoint), described, untrained
-    if config.dtype == "int8":
-        raise BackendError("int8 needs --backend onnx (quantised ONNX Runtime graphs)")
     return TorchBackend(model, device, config.dtype), described, untrained
 
 
@@ -135,8 +133,6 @@ def _trt_backend(
     from engines.backend import TrtBackend
     from engines.errors import EngineError
 
-    if config.dtype not in ("fp32", "fp16"):
-        raise BackendError(f"--backend trt runs fp32 or fp16 engines, not {config.dtype}")
     onnx_dir = config.onnx_dir
     if onnx_dir is None:
         from export.cache import cached_export
@@ -156,12 +152,6 @@ def _onnx_backend(
     model: fomm.Fomm, device: torch.device, config: LiveConfig, checkpoint: Path | None
 ) -> InferenceBackend:
     """ONNX Runtime on the graphs of ``model``, exported into the cache on first use (it says where)."""
-    if config.dtype == "bf16":
-        raise BackendError("--backend onnx runs fp32, int8 (CPU) or fp16 (CUDA); bf16 autocast is a torch option")
-    if config.dtype == "int8" and device.type != "cpu":
-        raise BackendError("int8 (quantised ONNX graphs) runs on the CPU; use fp16 on CUDA")
-    if config.dtype == "fp16" and device.type != "cuda":
-        raise BackendError("fp16 needs a CUDA device; use fp32 on the CPU")
     from export.backend import OnnxBackend
     from export.exporter import ExportError
 
@@ -223,37 +213,37 @@ def run(
     stats = LatencyStats()
     check_inputs(config, fallback_output=FALLBACK_OUTPUT)  # a typo costs a second, not the model's load time
     backend, model_text, untrained = load_backend(config)
-    logger.info("model: %s on %s (%s)", model_text, backend.device, backend.name)
-    if untrained:
-        logger.warning(
-            "using UNTRAINED weights: the avatar will not follow the face; pass --checkpoint (e.g. vox-cpk.pth.tar)"
-        )
-    avatars = AvatarList(config.avatar or DEFAULT_AVATAR)
-    framer = FaceFramer(CropConfig(size=backend.image_size))
-    landmarker = framer.detector
-    keypoint_filter = KeypointFilter(config.filter_strength, enabled=config.filter_strength > 0)
-    pipeline = PuppetPipeline(
-        backend,
-        framer,
-        relative=config.relative,
-        adapt_scale=config.adapt_scale,
-        keypoint_filter=keypoint_filter,
-        landmarker=landmarker,
-        mirror=config.mirror,
-        hold_seconds=config.hold_seconds,
-        ease_seconds=config.ease_seconds,
-    )
-    pipeline.set_source(_load_avatar(avatars.current))
-    notes = ["UNTRAINED WEIGHTS"] if untrained else []
-
-    def on_action(action: Action) -> None:
-        if action in (Action.NEXT_AVATAR, Action.PREVIOUS_AVATAR):
-            path = avatars.next() if action is Action.NEXT_AVATAR else avatars.previous()
-            pipeline.set_source(_load_avatar(path))
-            logger.info("avatar: %s", path)
-
     with contextlib.ExitStack() as stack:
-        stack.callback(backend.close)
+        stack.callback(backend.close)  # however the run ends, a bad avatar included
+        logger.info("model: %s on %s (%s)", model_text, backend.device, backend.name)
+        if untrained:
+            logger.warning(
+                "using UNTRAINED weights: the avatar will not follow the face; pass --checkpoint (e.g. vox-cpk.pth.tar)"
+            )
+        avatars = AvatarList(config.avatar or DEFAULT_AVATAR)
+        framer = FaceFramer(CropConfig(size=backend.image_size))
+        landmarker = framer.detector
+        keypoint_filter = KeypointFilter(config.filter_strength, enabled=config.filter_strength > 0)
+        pipeline = PuppetPipeline(
+            backend,
+            framer,
+            relative=config.relative,
+            adapt_scale=config.adapt_scale,
+            keypoint_filter=keypoint_filter,
+            landmarker=landmarker,
+            mirror=config.mirror,
+            hold_seconds=config.hold_seconds,
+            ease_seconds=config.ease_seconds,
+        )
+        pipeline.set_source(_load_avatar(avatars.current))
+        notes = ["UNTRAINED WEIGHTS"] if untrained else []
+
+        def on_action(action: Action) -> None:
+            if action in (Action.NEXT_AVATAR, Action.PREVIOUS_AVATAR):
+                path = avatars.next() if action is Action.NEXT_AVATAR else avatars.previous()
+                pipeline.set_source(_load_avatar(path))
+                logger.info("avatar: %s", path)
+
         capture, camera_text = open_capture(config)
         stack.callback(capture.close)
         logger.info("camera: %s", camera_text)

@@ -12,7 +12,6 @@ import signal
 import sys
 import threading
 from collections.abc import Sequence
-from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -211,10 +210,10 @@ def _config(args: argparse.Namespace) -> Any:
         reconnect_seconds=args.reconnect_seconds,
         hold_seconds=args.hold_seconds,
     )
-    return config, merged, given
+    return config, merged
 
 
-def _remember(merged: Any, given: dict[str, Any]) -> None:
+def _remember(merged: Any) -> None:
     """Save the camera, avatar and options of this run (only what was given or already remembered)."""
     from live.settings import save_settings
 
@@ -258,7 +257,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 0
     input_errors = (CaptureError, SettingsError, LiveConfigError, ConfigError, MediaError)
     try:  # the settings and the inputs, before torch and the model load (a typo costs a second)
-        config, merged, given = _config(args)
+        config, merged = _config(args)
         check_inputs(config, fallback_output=FALLBACK_OUTPUT)
     except input_errors as exc:
         print(f"{tag}: error: {' '.join(str(exc).split())}", file=sys.stderr)
@@ -295,7 +294,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             signal.signal(sig, handler)
     print(result.stats.format_table(), file=sys.stderr)
     if config.remember:
-        _remember(replace(merged, camera=merged.camera), given)
+        _remember(merged)
     if result.camera_lost is not None:
         print(f"{tag}: error: camera gone: {' '.join(result.camera_lost.split())}", file=sys.stderr)
         return 1

@@ -100,6 +100,9 @@ class LiveConfig:
             raise LiveConfigError(f"dtype {self.dtype!r} is not one of {', '.join(DTYPES)}")
         if self.backend not in BACKENDS:
             raise LiveConfigError(f"backend {self.backend!r} is not one of {', '.join(BACKENDS)}")
+        problem = _precision_problem(self.backend, self.dtype, self.device)
+        if problem is not None:
+            raise LiveConfigError(problem)
         if not 0.0 <= self.filter_strength <= 1.0:
             raise LiveConfigError(f"filter strength {self.filter_strength!r} must be between 0 and 1")
         if self.vcam_fit not in FITS:
@@ -118,3 +121,18 @@ class LiveConfig:
                 raise LiveConfigError(f"{name.replace('_', ' ')} {value!r} must be a number of seconds >= 0")
         if not self.camera.strip():
             raise LiveConfigError("camera must not be empty (an index, a video file, a URL or 'auto')")
+
+
+def _precision_problem(backend: str, dtype: str, device: str) -> str | None:
+    """What is wrong with this backend / precision / device combination (``None``: fine), checked with the
+    config, before any model loads."""
+    cuda = str(device).startswith("cuda")
+    if dtype == "int8" and not (backend == "onnx" and not cuda):
+        return "int8 needs --backend onnx on the CPU (statically quantised ONNX Runtime graphs)"
+    if backend == "trt" and dtype not in ("fp32", "fp16"):
+        return f"--backend trt runs fp32 or fp16 engines, not {dtype}"
+    if backend == "onnx" and dtype == "bf16":
+        return "--backend onnx runs fp32, int8 (CPU) or fp16 (CUDA); bf16 autocast is a torch option"
+    if dtype == "fp16" and backend != "trt" and not cuda:
+        return "fp16 needs a CUDA device; on the CPU use fp32 or bf16 (torch) or int8 (--backend onnx)"
+    return None

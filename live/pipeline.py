@@ -193,7 +193,6 @@ class PuppetPipeline:
         self._events = _cuda_events(self.backend.device)
         #: frames replaced by the last good frame because a number was not finite or a jacobian singular
         self.bad_frames = 0
-        self._last_output: np.ndarray | None = None  # the last output made from a confirmed face
         self._rest_output: np.ndarray | None = None  # the avatar in its rest pose (made on first need)
         self._lost_since: float | None = None  # time of the first frame without a face, None while seen
 
@@ -213,7 +212,6 @@ class PuppetPipeline:
         self._calibration = None
         self._calibration_score = None
         self._last_kp = None
-        self._last_output = None
         self._rest_output = None
         self._lost_since = None
         if self.filter is not None:
@@ -316,18 +314,16 @@ class PuppetPipeline:
                 self.filter.reset()
         elif not found and self._lost_since is None:
             self._lost_since = now
-        # 2. driving keypoints (only from confirmed faces, or to show something before the first face); unusable
-        #    ones (NaN, singular jacobians) are not used at all
+        # 2. driving keypoints, only from confirmed faces; unusable ones (NaN, singular jacobians) are not used
         kp = self._last_kp
         usable = True
-        if found or self._last_kp is None:
+        if found:
             kp = self.backend.keypoints(self.processor.to_tensor(framing.crop))
             usable = fomm.usable_keypoints(kp)
             if usable:
                 if self.filter is not None:
                     kp = self.filter(kp, now)
-                if found:
-                    self._last_kp = kp
+                self._last_kp = kp
         timer.lap("keypoints")
         # 3. calibration (only with a face in view)
         if found and usable:
@@ -344,7 +340,6 @@ class PuppetPipeline:
             output = self._bad_frame("the driving keypoints are not finite or a jacobian is singular")
         elif calibrated and found:
             output = self._generate(fomm.transfer_motion(kp, self._calibration, relative=self.relative), timer)
-            self._last_output = output
         elif calibrated and self._last_kp is not None and self._lost_since is not None:
             rest = _ease(now - self._lost_since, self.hold_seconds, self.ease_seconds)
             output = self._held(rest, timer)
@@ -377,9 +372,9 @@ class PuppetPipeline:
     def _held(self, rest: float, timer: _Timer) -> np.ndarray:
         """The output while no face is seen: the last confirmed output, eased towards the rest pose by ``rest``."""
         assert self._last_kp is not None and self._kp_source is not None
-        if rest <= 0.0 and self._last_output is not None:
+        if rest <= 0.0 and self._last_good is not None:  # the last output made from a confirmed face
             timer.lap("generate")
-            return self._last_output
+            return self._last_good
         if rest >= 1.0 and self._rest_output is not None:
             timer.lap("generate")
             return self._rest_output
@@ -390,8 +385,6 @@ class PuppetPipeline:
             torch.lerp(held.jacobian, source.jacobian.to(held.jacobian), rest),
         )
         output = self._generate(kp_norm, timer)
-        if rest <= 0.0:
-            self._last_output = output
-        elif rest >= 1.0:
+        if rest >= 1.0:
             self._rest_output = output
         return output

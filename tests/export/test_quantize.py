@@ -9,8 +9,6 @@ import fomm
 from export.backend import OnnxBackend
 from export.exporter import ExportError, ExportOptions, export_model
 from export.quantize import calibration_feeds, int8_filename, quantize_graph
-from live.app import load_backend
-from live.backends import BackendError
 from live.config import LiveConfig
 
 pytest.importorskip("onnx", reason="the export tests need onnx: pip install 'fomm-live[export]'")
@@ -45,6 +43,10 @@ def test_int8_animate_graph(tmp_path, make_tiny):
         OnnxBackend(tmp_path / "onnx", graph_files={"animate": "bad.onnx"})
 
 
-def test_int8_needs_the_onnx_backend():
-    with pytest.raises(BackendError, match="int8 needs --backend onnx"):
-        load_backend(LiveConfig(model_config="tiny-256", dtype="int8"))
+def test_int8_needs_the_onnx_backend_said_before_any_model_loads():
+    from live.config import LiveConfigError
+
+    with pytest.raises(LiveConfigError, match="int8 needs --backend onnx on the CPU"):
+        LiveConfig(model_config="tiny-256", dtype="int8")
+    with pytest.raises(LiveConfigError, match="int8 needs --backend onnx on the CPU"):
+        LiveConfig(backend="onnx", device="cuda", dtype="int8")
