@@ -17,7 +17,7 @@ from typing import Any
 from engines.errors import EngineError
 from engines.onnx_utils import load_onnx
 from engines.spec import GraphSpec, TensorSpec
-from engines.trt import TensorRT, load_tensorrt
+from engines.trt import RTX_SUPPORTED_CAPABILITIES, TensorRT, load_tensorrt
 
 __all__ = [
     "PRECISIONS",
@@ -32,7 +32,7 @@ __all__ = [
 logger = logging.getLogger(__name__)
 
 PRECISIONS = ("fp32", "fp16")
-RTX_COMPUTE_CAPABILITIES = ("SM75", "SM80", "SM86", "SM89", "SM120", "SM121")
+RTX_COMPUTE_CAPABILITIES = tuple(f"SM{major}{minor}" for major, minor in RTX_SUPPORTED_CAPABILITIES)
 """Targets TensorRT-RTX 1.7 can build for (``trt.ComputeCapability``); none set = portable 8.0/8.6/8.9/12.0."""
 
 

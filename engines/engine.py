@@ -17,14 +17,11 @@ import torch
 
 from engines.errors import EngineError
 from engines.spec import GraphSpec
-from engines.trt import TensorRT, load_tensorrt
+from engines.trt import RTX_SUPPORTED_CAPABILITIES, TensorRT, load_tensorrt
 
 __all__ = ["RTX_SUPPORTED_CAPABILITIES", "Engine", "check_gpu_supported", "require_cuda"]
 
 logger = logging.getLogger(__name__)
-
-RTX_SUPPORTED_CAPABILITIES = ((7, 5), (8, 0), (8, 6), (8, 9), (12, 0), (12, 1))
-"""Compute capabilities TensorRT-RTX 1.7 runs on (RTX GPUs: Turing, Ampere, Ada, Blackwell)."""
 
 
 def require_cuda() -> None:

@@ -167,26 +167,12 @@ def add_parser_attributes(model: Any) -> int:
     return changed
 
 
-_TYPESTR = {"float32": "<f4", "float16": "<f2"}
-
-
-class _DeviceArray:
-    """A raw CUDA pointer seen through ``__cuda_array_interface__`` (so torch can wrap it without a copy)."""
-
-    def __init__(self, pointer: int, shape: Sequence[int], dtype: str) -> None:
-        self.__cuda_array_interface__ = {
-            "shape": tuple(int(d) for d in shape),
-            "typestr": _TYPESTR[dtype],
-            "data": (int(pointer), False),
-            "strides": None,  # C-contiguous (TensorRT's LINEAR format)
-            "version": 3,
-            "stream": None,  # the caller orders work on TensorRT's stream
-        }
-
-
 def device_tensor(pointer: int, shape: Sequence[int], dtype: str) -> torch.Tensor:
-    """A CUDA tensor over TensorRT-owned memory (no copy)."""
-    return torch.as_tensor(_DeviceArray(pointer, shape, dtype), device="cuda")
+    """A CUDA tensor over TensorRT-owned memory on the current device (no copy): the Triton kernels' own
+    :func:`fomm.kernels.triton_warp.cuda_tensor` with TensorRT's dtype name."""
+    from fomm.kernels.triton_warp import cuda_tensor
+
+    return cuda_tensor(pointer, tuple(shape), getattr(torch, dtype), device=torch.cuda.current_device())
 
 
 def launch(

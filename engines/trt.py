@@ -29,9 +29,12 @@ from typing import Any
 
 from engines.errors import EngineError
 
-__all__ = ["INSTALL_HINT", "TensorRT", "load_tensorrt", "tensorrt_available"]
+__all__ = ["INSTALL_HINT", "RTX_SUPPORTED_CAPABILITIES", "TensorRT", "load_tensorrt", "tensorrt_available"]
 
 logger = logging.getLogger(__name__)
+
+RTX_SUPPORTED_CAPABILITIES = ((7, 5), (8, 0), (8, 6), (8, 9), (12, 0), (12, 1))
+"""Compute capabilities TensorRT-RTX 1.7 runs on (RTX GPUs: Turing, Ampere, Ada, Blackwell)."""
 
 INSTALL_HINT = (
     "install TensorRT: `pip install -e .[trt]` (TensorRT for RTX, RTX GPUs) or `pip install tensorrt` "

@@ -11,7 +11,6 @@ import torch
 from engines.errors import EngineError
 from engines.plugin import (
     WarpAttributes,
-    _DeviceArray,
     add_parser_attributes,
     check_shapes,
     num_inputs,
@@ -90,13 +89,6 @@ def test_parser_attributes_point_at_the_plugin() -> None:
         "plugin_version": str(OP_VERSION).encode(),
     }
     assert not model.graph.node[1].attribute
-
-
-def test_device_array_interface() -> None:
-    view = _DeviceArray(0x7F00_0000_1000, (1, 4, 8, 8), "float16")
-    face = view.__cuda_array_interface__
-    assert face["data"] == (0x7F00_0000_1000, False) and face["shape"] == (1, 4, 8, 8) and face["typestr"] == "<f2"
-    assert face["strides"] is None and face["version"] == 3
 
 
 def test_flavour_without_plugins_falls_back(caplog: pytest.LogCaptureFixture) -> None:
