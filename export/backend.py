@@ -121,6 +121,13 @@ class OnnxBackend:
             self._tensor(self._cached["source_kp_value"]), self._tensor(self._cached["source_kp_jacobian"])
         )
 
+    @property
+    def source_feeds(self) -> dict[str, np.ndarray]:
+        """The ``source`` graph's outputs for the current avatar (the ``animate`` graph's per-avatar inputs)."""
+        if self._cached is None:
+            raise RuntimeError("set_source() must run first")
+        return dict(self._cached)
+
     def keypoints(self, image: torch.Tensor) -> fomm.Keypoints:
         out = self._run("keypoints", {"image": image})
         return fomm.Keypoints(self._tensor(out["kp_value"]), self._tensor(out["kp_jacobian"]))

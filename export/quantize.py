@@ -88,7 +88,7 @@ def calibration_feeds(backend: object, source: object, frames: Iterable[object],
     import fomm
 
     kp_source = backend.set_source(source)  # type: ignore[attr-defined]
-    cached = dict(backend._cached)  # type: ignore[attr-defined]
+    cached = backend.source_feeds  # type: ignore[attr-defined]
     calibration = None
     feeds = []
     for frame in frames:
