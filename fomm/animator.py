@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -30,7 +31,40 @@ class AnimationOptions:
     relative_jacobian: bool | None = None
 
 
-class Animator:
+class _MotionTransfer(ABC):
+    """Calibration and motion transfer, shared by :class:`Animator` and :class:`BackendAnimator`: subclasses give
+    :meth:`keypoints` and set ``kp_source``."""
+
+    options: AnimationOptions
+    kp_source: Keypoints | None
+    calibration: Calibration | None
+
+    @abstractmethod
+    def keypoints(self, images: torch.Tensor) -> Keypoints:
+        """Keypoints of ``(B, C, H, W)`` images (each animator's own network or backend)."""
+
+    @torch.no_grad()
+    def calibrate(self, initial: torch.Tensor | Keypoints) -> Calibration:
+        """Fix the calibration frame D_1 (an image ``(1, C, H, W)`` or its keypoints)."""
+        if self.kp_source is None:
+            raise RuntimeError("call set_source() before calibrate()")
+        kp_initial = initial if isinstance(initial, Keypoints) else self.keypoints(initial)
+        self.calibration = calibrate(
+            self.kp_source, kp_initial.index(0), adapt_movement_scale=self.options.adapt_movement_scale
+        )
+        return self.calibration
+
+    def _driving_keypoints(self, kp_driving: Keypoints) -> Keypoints:
+        """Driving keypoints -> the keypoints the generator gets (relative: calibrates on the first one if needed)."""
+        opts = self.options
+        if opts.relative and self.calibration is None:
+            self.calibrate(kp_driving.index(0))
+        return transfer_motion(
+            kp_driving, self.calibration, relative=opts.relative, relative_jacobian=opts.relative_jacobian
+        )
+
+
+class Animator(_MotionTransfer):
     """Animate one source image with driving frames.
 
     ``set_source`` runs once per avatar (source keypoints, encoder features, downsampled source);
@@ -69,25 +103,6 @@ class Animator:
         self.encoding = self.model.generator.encode_source(source)
         self.calibration = None
         return self.kp_source
-
-    @torch.no_grad()
-    def calibrate(self, initial: torch.Tensor | Keypoints) -> Calibration:
-        """Fix the calibration frame D_1 (an image ``(1, C, H, W)`` or its keypoints)."""
-        if self.kp_source is None:
-            raise RuntimeError("call set_source() before calibrate()")
-        kp_initial = initial if isinstance(initial, Keypoints) else self.keypoints(initial)
-        self.calibration = calibrate(
-            self.kp_source, kp_initial.index(0), adapt_movement_scale=self.options.adapt_movement_scale
-        )
-        return self.calibration
-
-    def _driving_keypoints(self, kp_driving: Keypoints) -> Keypoints:
-        opts = self.options
-        if opts.relative and self.calibration is None:
-            self.calibrate(kp_driving.index(0))
-        return transfer_motion(
-            kp_driving, self.calibration, relative=opts.relative, relative_jacobian=opts.relative_jacobian
-        )
 
     @torch.no_grad()
     def step(self, driving: torch.Tensor) -> torch.Tensor:
@@ -131,7 +146,7 @@ class FrameBackend(Protocol):
     def generate(self, kp_driving: Keypoints) -> torch.Tensor: ...
 
 
-class BackendAnimator:
+class BackendAnimator(_MotionTransfer):
     """:class:`Animator`'s ``set_source`` / ``calibrate`` / ``step`` on another inference backend: the networks
     run there, motion transfer (calibration, relative keypoints) stays here in torch."""
 
@@ -141,21 +156,15 @@ class BackendAnimator:
         self.kp_source: Keypoints | None = None
         self.calibration: Calibration | None = None
 
+    def keypoints(self, images: torch.Tensor) -> Keypoints:
+        """Keypoints of ``(B, C, H, W)`` images, from the backend."""
+        return self.backend.keypoints(images)
+
     def set_source(self, source: torch.Tensor) -> Keypoints:
         """``(1, C, H, W)`` source in ``[0, 1]`` -> its keypoints (the backend caches what the source fixes)."""
         self.kp_source = self.backend.set_source(source)
         self.calibration = None
         return self.kp_source
-
-    def calibrate(self, initial: torch.Tensor | Keypoints) -> Calibration:
-        """Relative-motion reference from a ``(1, C, H, W)`` frame or its keypoints."""
-        if self.kp_source is None:
-            raise RuntimeError("call set_source() before calibrate()")
-        kp = initial if isinstance(initial, Keypoints) else self.backend.keypoints(initial)
-        self.calibration = calibrate(
-            self.kp_source, kp.index(0), adapt_movement_scale=self.options.adapt_movement_scale
-        )
-        return self.calibration
 
     @torch.no_grad()
     def step(self, driving: torch.Tensor) -> torch.Tensor:
@@ -164,13 +173,6 @@ class BackendAnimator:
         if self.kp_source is None:
             raise RuntimeError("call set_source() before step()")
         chunk = getattr(self.backend, "max_batch", None) or driving.shape[0]
-        frames = []
-        for part in driving.split(chunk):
-            kp = self.backend.keypoints(part)
-            if self.options.relative and self.calibration is None:
-                self.calibrate(kp.index(0))
-            kp_norm = transfer_motion(
-                kp, self.calibration, relative=self.options.relative, relative_jacobian=self.options.relative_jacobian
-            )
-            frames.append(self.backend.generate(kp_norm))
-        return torch.cat(frames)
+        return torch.cat(
+            [self.backend.generate(self._driving_keypoints(self.keypoints(part))) for part in driving.split(chunk)]
+        )
