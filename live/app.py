@@ -123,6 +123,10 @@ def load_backend(config: LiveConfig) -> tuple[InferenceBackend, str, bool]:
         return _trt_backend(model, device, config, checkpoint), described, untrained
     if config.backend == "onnx":
         return _onnx_backend(model, device, config, checkpoint), described, untrained
+    if config.backend == "torch-fast":  # fp16 weights, Triton warps, CUDA-graph replay (CUDA; checked by the config)
+        from .fast_backend import FastTorchBackend
+
+        return FastTorchBackend(model, device, config.dtype), described, untrained
     return TorchBackend(model, device, config.dtype), described, untrained
 
 

@@ -112,8 +112,9 @@ def build_parser(prog: str | None = None) -> argparse.ArgumentParser:
     )
     mdl.add_argument(
         "--backend",
-        choices=("torch", "onnx", "trt"),
-        help="torch (default); onnx: ONNX Runtime; trt: TensorRT engines (CUDA); graphs exported on first use",
+        choices=("torch", "torch-fast", "onnx", "trt"),
+        help="torch (default); torch-fast: CUDA fp16 + Triton warps + CUDA graphs; onnx: ONNX Runtime; "
+        "trt: TensorRT engines (CUDA); onnx/trt graphs are exported on first use",
     )
     mdl.add_argument("--onnx-dir", type=Path, metavar="DIR", help="--backend trt: graphs from `fomm export`")
     mot = p.add_argument_group("motion")

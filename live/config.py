@@ -11,7 +11,7 @@ DTYPES = ("fp32", "fp16", "bf16", "int8")
 FITS = ("letterbox", "scale", "crop")
 #: Where the recording goes when nothing else can show the avatar (no display, no --vcam).
 FALLBACK_OUTPUT = Path("fomm-live-output.mp4")
-BACKENDS = ("torch", "onnx", "trt")
+BACKENDS = ("torch", "torch-fast", "onnx", "trt")
 
 
 class LiveConfigError(ValueError):
@@ -37,8 +37,9 @@ class LiveConfig:
         device: ``cpu``, ``cuda``, ``cuda:N``.
         dtype: ``fp32``, ``fp16`` or ``bf16`` (autocast; CUDA only for fp16); ``int8`` with the onnx backend
             (statically quantised graphs, CPU).
-        backend: ``torch``, ``onnx`` (ONNX Runtime; exports into the cache folder on first use) or ``trt``
-            (TensorRT engines built from the exported graphs, cached; CUDA).
+        backend: ``torch``; ``torch-fast`` (CUDA: fp16 weights, Triton warps, CUDA graphs); ``onnx`` (ONNX
+            Runtime; exports into the cache folder on first use); ``trt`` (TensorRT engines built from the
+            exported graphs, cached; CUDA).
         onnx_dir: for ``trt``: a folder of graphs exported by ``fomm export`` (default: the export cache).
         relative: relative motion transfer (default) or absolute.
         adapt_scale: scale relative motion by the keypoint hulls' size ratio.
@@ -127,6 +128,10 @@ def _precision_problem(backend: str, dtype: str, device: str) -> str | None:
     """What is wrong with this backend / precision / device combination (``None``: fine), checked with the
     config, before any model loads."""
     cuda = str(device).startswith("cuda")
+    if backend == "torch-fast" and not cuda:
+        return "--backend torch-fast (fp16, Triton warps, CUDA graphs) needs --device cuda"
+    if backend == "torch-fast" and dtype not in ("fp32", "fp16"):
+        return f"--backend torch-fast runs fp32 or fp16, not {dtype}"
     if dtype == "int8" and not (backend == "onnx" and not cuda):
         return "int8 needs --backend onnx on the CPU (statically quantised ONNX Runtime graphs)"
     if backend == "trt" and dtype not in ("fp32", "fp16"):

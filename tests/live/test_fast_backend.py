@@ -265,3 +265,13 @@ def test_cuda_graph_replay_matches_eager(tiny, dtype, monkeypatch):
     stats = fast.graph_stats
     assert stats["generate_captures"] == 1 and stats["generate_replays"] == 2 * len(driving) - 1
     assert stats["keypoints_captures"] == 1
+
+
+def test_torch_fast_backend_is_a_live_choice_that_needs_cuda():
+    from live.config import LiveConfig, LiveConfigError
+
+    with pytest.raises(LiveConfigError, match=r"torch-fast .* needs --device cuda"):
+        LiveConfig(backend="torch-fast", device="cpu")
+    with pytest.raises(LiveConfigError, match="torch-fast runs fp32 or fp16"):
+        LiveConfig(backend="torch-fast", device="cuda", dtype="bf16")
+    assert LiveConfig(backend="torch-fast", device="cuda", dtype="fp16").backend == "torch-fast"
