@@ -580,19 +580,18 @@ class FramesDataset(Dataset[dict[str, Any]]):
             )
         item = {"source": pair[0].contiguous(), "driving": pair[1].contiguous(), "name": video.name}
         if self.is_train and self.config.augment and (self.config.webcam_aug > 0 or self.config.occluders > 0):
-            item["driving_input"] = self.driving_input(item["driving"])
+            item["driving_input"] = self.driving_input(item["driving"], frames)
         return item
 
-    def driving_input(self, driving: torch.Tensor) -> torch.Tensor:
+    def driving_input(self, driving: torch.Tensor, frames: torch.Tensor) -> torch.Tensor:
         """The keypoint detector's copy of a driving frame ``(3, S, S)``: with probability ``config.occluders``
-        an occluder pasted over it, then with probability ``config.webcam_aug`` webcam-like degradations.
+        an occluder pasted over it (textured from a random frame of ``frames``, the item's own decoded video:
+        no second decode), then with probability ``config.webcam_aug`` webcam-like degradations.
         Randomness from torch's default generator (seeded per item by the trainer)."""
         from .augment import degrade_webcam, paste_occluder
 
         out = driving
         if self.config.occluders > 0 and float(torch.rand(())) < self.config.occluders:
-            other = self.videos[int(torch.randint(len(self.videos), ()))]
-            frames = self.frames(other)
             texture = _to_float(frames[[int(torch.randint(len(frames), ()))]])[0]
             out = paste_occluder(out, texture=texture)
         if self.config.webcam_aug > 0 and float(torch.rand(())) < self.config.webcam_aug:

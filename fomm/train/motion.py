@@ -58,7 +58,7 @@ import torch
 from fomm.animator import AnimationOptions, Animator
 from fomm.media.errors import MediaError
 from fomm.model import Fomm
-from fomm.train.evaluate import BASELINE_NAME, _safe_name
+from fomm.train.evaluate import BASELINE_NAME, _safe_name, _write_json
 from fomm.train.names import MOTION_LANDMARK_CHOICES
 
 if TYPE_CHECKING:
@@ -396,13 +396,8 @@ class MotionResult:
 
     def save(self, path: str | Path) -> Path:
         """Write :meth:`to_dict` as JSON (atomically) and return the path."""
-        import json
-
         path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f".{path.name}.tmp")
-        tmp.write_text(json.dumps(self.to_dict(), indent=2, allow_nan=False) + "\n")
-        tmp.replace(path)
+        _write_json(path, self.to_dict())
         return path
 
     def to_dict(self) -> dict[str, Any]:
