@@ -13,7 +13,7 @@ from fomm.cli import main
 pytest_plugins = ["engine_fixtures"]
 
 
-def test_doctor_reports_what_is_missing(capsys: pytest.CaptureFixture[str], monkeypatch, tmp_path) -> None:
+def test_doctor_reports_what_is_missing(trt, capsys: pytest.CaptureFixture[str], monkeypatch, tmp_path) -> None:
     monkeypatch.setenv("FOMM_ENGINE_CACHE", str(tmp_path / "engines"))
     assert main(["doctor"]) == 0
     out = dict(line.split(":", 1) for line in capsys.readouterr().out.splitlines())

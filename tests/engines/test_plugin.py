@@ -91,10 +91,7 @@ def test_parser_attributes_point_at_the_plugin() -> None:
     assert not model.graph.node[1].attribute
 
 
-def test_flavour_without_plugins_falls_back(caplog: pytest.LogCaptureFixture) -> None:
-    from engines.trt import load_tensorrt
-
-    trt = load_tensorrt()
+def test_flavour_without_plugins_falls_back(trt, caplog: pytest.LogCaptureFixture) -> None:
     if trt.has_plugin_layers:
         pytest.skip(f"{trt.label} has plugin layers")
     with pytest.raises(EngineError, match="has no plugin layers; use the `standard` graph"):
@@ -104,11 +101,8 @@ def test_flavour_without_plugins_falls_back(caplog: pytest.LogCaptureFixture) ->
     assert "the standard graph (native GridSample) is used" in caplog.text
 
 
-def test_rtx_python_plugin_probe() -> None:
+def test_rtx_python_plugin_probe(trt) -> None:
     """Recorded finding (README): TensorRT-RTX 1.7's ONNX parser aborts on a Python IPluginV3 node."""
-    from engines.trt import load_tensorrt
-
-    trt = load_tensorrt()
     if not trt.is_rtx or trt.version != "1.7.1.116":
         pytest.skip("the finding is recorded for TensorRT-RTX 1.7.1.116")
     result = probe_python_plugin("tensorrt_rtx")
@@ -142,13 +136,10 @@ def test_launch_matches_reference() -> None:
         assert (out2.float() - ref2).abs().max() < atol
 
 
-def test_plugin_classes_adapt_the_logic_to_tensorrt() -> None:
+def test_plugin_classes_adapt_the_logic_to_tensorrt(trt) -> None:
     """The IPluginV3 adapter methods, called as TensorRT would, on the installed flavour's Python classes."""
     from types import SimpleNamespace
 
-    from engines.trt import load_tensorrt
-
-    trt = load_tensorrt()
     m = trt.module
     plugin_class, creator_class = plugin_classes(trt, WARP_MULTI, probe=not trt.has_plugin_layers)
     creator = creator_class()
