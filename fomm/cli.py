@@ -345,7 +345,7 @@ def _export(args: argparse.Namespace) -> int:
 
 
 def _add_prepare(commands: Any) -> None:
-    from fomm.train.prepare import DEFAULT_MAX_FRAMES, SOURCES
+    from fomm.train.prepare import DEFAULT_MAX_FRAMES, SOURCES, STILL_MOTIONS, STILL_VIDEOS
 
     keys = ", ".join(dict.fromkeys([s.key for s in SOURCES] + [s.person for s in SOURCES]))
     parser = commands.add_parser(
@@ -372,6 +372,20 @@ def _add_prepare(commands: Any) -> None:
         metavar="N",
         help=f"frames kept per source clip, as 4 s segments spread across it (default {DEFAULT_MAX_FRAMES})",
     )
+    parser.add_argument(
+        "--still-motion",
+        choices=STILL_MOTIONS,
+        default="affine",
+        help="pseudo-videos of the still portraits: affine warps (default), or expressive: wider affine motion "
+        "plus synthetic head turns, mouth opening and blinks",
+    )
+    parser.add_argument(
+        "--still-videos",
+        type=_positive_int,
+        default=STILL_VIDEOS,
+        metavar="N",
+        help=f"pseudo-videos per still portrait (default {STILL_VIDEOS})",
+    )
     parser.add_argument("--quiet", action="store_true", help="only warnings and errors")
     parser.set_defaults(run=_prepare)
 
@@ -380,7 +394,13 @@ def _prepare(args: argparse.Namespace) -> int:
     from fomm.train import prepare
 
     summary = prepare.prepare_face_dataset(
-        args.out, size=args.size, holdout=args.holdout, cache_dir=args.cache, max_frames=args.max_frames
+        args.out,
+        size=args.size,
+        holdout=args.holdout,
+        cache_dir=args.cache,
+        max_frames=args.max_frames,
+        still_motion=args.still_motion,
+        still_videos=args.still_videos,
     )
     logger.info("prepared %s", summary.root)
     for name in ("train", "test"):

@@ -86,6 +86,8 @@ MOTION_MARGIN = 0.15
 MAX_CROP_GROWTH = 1.25
 #: Synthetic pseudo-videos made of each still portrait, frames each, frame rate.
 STILL_VIDEOS = 4
+#: Motions of the still portraits' pseudo-videos (``fomm prepare-data --still-motion``).
+STILL_MOTIONS = ("affine", "expressive")
 STILL_FRAMES = 30
 STILL_FPS = 25
 #: H.264 quality of the written chunks.
@@ -541,14 +543,22 @@ def still_pseudo_videos(
     videos: int = STILL_VIDEOS,
     frames: int = STILL_FRAMES,
     seed: int = 0,
+    motion: str = "affine",
+    landmarks: np.ndarray | None = None,
 ) -> list[np.ndarray]:
     """Synthetic videos of a still portrait: the face crop (1.8x the face box) under a smooth random affine
     motion (rotation up to about 8 degrees, scale up to about 8%, translation up to about 6% of the side).
+
+    ``motion="expressive"`` (needs the face's 5 ``landmarks``) widens the affine motion (12 degrees, 10 %, 8 %)
+    and adds, before it, a random expression track of :mod:`fomm.train.pseudo_motion`: the head turning
+    sideways, the mouth opening and closing, blinks.
 
     Args:
         image: ``(H, W, 3)`` uint8 RGB.
         face_box: the face ``(x0, y0, x1, y1)`` in ``image``.
         size: output side ``S``.
+        motion: ``"affine"`` or ``"expressive"`` (see above).
+        landmarks: ``(5, 2)`` YuNet points of the face in ``image`` (needed by ``"expressive"``).
 
     Returns:
         ``videos`` arrays ``(frames, S, S, 3)`` uint8 RGB (deterministic for a given ``seed``).
@@ -558,11 +568,19 @@ def still_pseudo_videos(
 
     from fomm.media.image import face_square, resize
 
+    from .pseudo_motion import FaceFrame, apply_expression, random_expressions
+
+    if motion not in STILL_MOTIONS:
+        raise ValueError(f"motion must be one of {', '.join(STILL_MOTIONS)}, got {motion!r}")
+    expressive = motion == "expressive"
+    if expressive and landmarks is None:
+        raise ValueError("expressive motion needs the face's landmarks")
     crop = face_square(face_box, scale=CROP_SCALE, lift=CROP_LIFT)
     factor = size / crop.width
     height, width = image.shape[:2]
     scaled = resize(image, max(1, round(width * factor)), max(1, round(height * factor)))
     centre = np.array([(crop.x0 + crop.x1) / 2.0 * factor, (crop.y0 + crop.y1) / 2.0 * factor])
+    face = FaceFrame.from_landmarks(np.asarray(landmarks, dtype=np.float64) * factor) if expressive else None
     rng = np.random.default_rng(seed)
     t = np.linspace(0.0, 1.0, frames)
     out = []
@@ -575,17 +593,23 @@ def still_pseudo_videos(
             wave = sum(w * np.sin(2 * np.pi * c * t + p) for w, c, p in zip(weights, cycles, phases, strict=True))
             return amplitude * wave / 2.0
 
-        angle, log_scale = path(8.0), path(0.08)
-        shift_x, shift_y = path(0.06 * size), path(0.06 * size)
+        if expressive:
+            angle, log_scale = path(12.0), path(0.10)
+            shift_x, shift_y = path(0.08 * size), path(0.08 * size)
+            expressions = random_expressions(frames, rng)
+        else:
+            angle, log_scale = path(8.0), path(0.08)
+            shift_x, shift_y = path(0.06 * size), path(0.06 * size)
         video = np.empty((frames, size, size, 3), np.uint8)
         for k in range(frames):
+            frame = apply_expression(scaled, face, expressions[k]) if expressive else scaled
             rad = math.radians(float(angle[k]))
             s = math.exp(float(log_scale[k]))
             a = s * np.array([[math.cos(rad), -math.sin(rad)], [math.sin(rad), math.cos(rad)]])
             b = np.array([size / 2.0 + shift_x[k], size / 2.0 + shift_y[k]]) - a @ centre
             matrix = np.concatenate([a, b[:, None]], axis=1)
             video[k] = cv2.warpAffine(
-                scaled, matrix, (size, size), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT_101
+                frame, matrix, (size, size), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT_101
             )
         out.append(video)
     return out
@@ -648,6 +672,7 @@ class PreparedSummary:
     max_frames: int | None
     videos: tuple[PreparedVideo, ...]
     sources: tuple[SourceFile, ...]
+    still_motion: str = "affine"
 
     def split(self, name: str) -> SplitStats:
         """Totals of ``"train"`` or ``"test"``."""
@@ -676,6 +701,7 @@ class PreparedSummary:
             "max_frames_per_source": self.max_frames,
             "chunk_seconds": CHUNK_SECONDS,
             "crop_scale": CROP_SCALE,
+            "still_motion": self.still_motion,
             "splits": {"train": stats("train"), "test": stats("test")},
             "sources": [
                 {
@@ -815,6 +841,8 @@ def _process_still(
     max_frames: int | None,
     detector: FaceLandmarker,
     emit: Callable[[SourceFile, list[np.ndarray], float, tuple[int, int, int, int], tuple[int, int] | None], None],
+    still_motion: str = "affine",
+    still_videos: int = STILL_VIDEOS,
 ) -> None:
     from fomm.media.image import face_square, load_image
 
@@ -823,10 +851,17 @@ def _process_still(
     if face is None:
         logger.warning("%s: no face found; skipped", source.filename)
         return
+    landmarks = detector.landmarks(image) if still_motion == "expressive" else None
+    if still_motion == "expressive" and (landmarks is None or len(landmarks) != 5):
+        logger.warning("%s: no 5-point landmarks for expressive motion; affine motion only", source.filename)
+        still_motion, landmarks = "affine", None
     frames = STILL_FRAMES if max_frames is None else max(2, min(STILL_FRAMES, max_frames))
     seed = zlib.crc32(source.key.encode())
     crop = tuple(face_square(face, scale=CROP_SCALE, lift=CROP_LIFT))
-    for video in still_pseudo_videos(image, face, size=size, frames=frames, seed=seed):
+    videos = still_pseudo_videos(
+        image, face, size=size, videos=still_videos, frames=frames, seed=seed, motion=still_motion, landmarks=landmarks
+    )
+    for video in videos:
         emit(source, list(video), float(STILL_FPS), (crop[0], crop[1], crop[2], crop[3]), None)
 
 
@@ -837,7 +872,12 @@ def _notice(summary: PreparedSummary) -> str:
         f"Made by `fomm prepare-data` (fomm-live): {summary.size}x{summary.size} face-centred H.264 clips (crf {CRF}),",
         f"one fixed crop per chunk of about {CHUNK_SECONDS:g} s ({CROP_SCALE}x the YuNet face box, covering the face's",
         "motion), split by person. Videos named `synthetic-*` are NOT real videos: random smooth affine warps",
-        "(rotation, scale, translation) of one still portrait.",
+        "(rotation, scale, translation) of one still portrait"
+        + (
+            ", with synthetic expressions warped in (the head turning sideways, the mouth opening, blinks)."
+            if summary.still_motion == "expressive"
+            else "."
+        ),
         "",
         f"Held out for `test/`: person `{summary.holdout_person}` (`--holdout {summary.holdout}`).",
         f"Frames per source clip: at most {summary.max_frames or 'all'}; longer clips contribute segments of "
@@ -876,6 +916,8 @@ def prepare_face_dataset(
     max_frames: int | None = None,
     sources: Sequence[SourceFile] = SOURCES,
     detector: FaceLandmarker | None = None,
+    still_motion: str = "affine",
+    still_videos: int = STILL_VIDEOS,
 ) -> PreparedSummary:
     """Build the face data set in ``out_root`` (``train/``, ``test/``, ``dataset.json``, ``NOTICE.md``).
 
@@ -891,7 +933,11 @@ def prepare_face_dataset(
         max_frames: frames kept per source clip (``None``: :data:`DEFAULT_MAX_FRAMES`); also caps the synthetic
             videos' length.
         sources: the source files (default :data:`SOURCES`).
-        detector: face detector with ``box(image)`` (default YuNet, :func:`fomm.media.faces.default_detector`).
+        detector: face detector with ``box(image)`` and ``landmarks(image)`` (default YuNet,
+            :func:`fomm.media.faces.default_detector`).
+        still_motion: the still portraits' pseudo-video motion, ``"affine"`` or ``"expressive"`` (see
+            :func:`still_pseudo_videos`).
+        still_videos: pseudo-videos per still portrait.
 
     Raises:
         DatasetError: bad arguments, an output folder that is not a prepared data set, a failed fetch, a
@@ -905,6 +951,10 @@ def prepare_face_dataset(
         raise DatasetError(f"max_frames must be None or an integer >= 2, got {max_frames!r}")
     if max_frames is None:
         max_frames = DEFAULT_MAX_FRAMES
+    if still_motion not in STILL_MOTIONS:
+        raise DatasetError(f"still_motion must be one of {', '.join(STILL_MOTIONS)}, got {still_motion!r}")
+    if isinstance(still_videos, bool) or not isinstance(still_videos, int) or still_videos < 1:
+        raise DatasetError(f"still_videos must be an integer >= 1, got {still_videos!r}")
     out_root = Path(out_root)
     _check_out_root(out_root)
     holdout_person = _holdout_person(holdout, sources)
@@ -954,12 +1004,27 @@ def prepare_face_dataset(
             logger.info("%s/%s: %d frames, crop %s, %.2f MB", split, name, len(frames), crop, written / 1e6)
 
         for source in sources:
-            process = _process_still if source.kind == "still" else _process_clip
             try:
-                process(source, paths[source.key], size=size, max_frames=max_frames, detector=detector, emit=emit)
+                if source.kind == "still":
+                    _process_still(
+                        source,
+                        paths[source.key],
+                        size=size,
+                        max_frames=max_frames,
+                        detector=detector,
+                        emit=emit,
+                        still_motion=still_motion,
+                        still_videos=still_videos,
+                    )
+                else:
+                    _process_clip(
+                        source, paths[source.key], size=size, max_frames=max_frames, detector=detector, emit=emit
+                    )
             except MediaError as exc:
                 raise DatasetError(f"source {source.filename}: {exc}") from exc
-        summary = PreparedSummary(out_root, size, holdout, holdout_person, max_frames, tuple(videos), tuple(sources))
+        summary = PreparedSummary(
+            out_root, size, holdout, holdout_person, max_frames, tuple(videos), tuple(sources), still_motion
+        )
         for split in ("train", "test"):
             if summary.split(split).videos == 0:
                 raise DatasetError(f"the {split} split would be empty (holdout {holdout!r}): nothing written")

@@ -689,6 +689,14 @@ def test_prepare_data_subcommand(tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 
     monkeypatch.setattr(prepare, "prepare_face_dataset", fake)
     assert args.run(args) == 0
-    assert calls == [(tmp_path / "faces", {"size": 256, "holdout": "single_face", "cache_dir": None, "max_frames": 40})]
+    defaults = {"still_motion": "affine", "still_videos": 4}
+    expected = {"size": 256, "holdout": "single_face", "cache_dir": None, "max_frames": 40, **defaults}
+    assert calls == [(tmp_path / "faces", expected)]
+    calls.clear()
+    args = parser.parse_args(
+        ["prepare-data", "--out", str(tmp_path / "faces"), "--still-motion", "expressive", "--still-videos", "12"]
+    )
+    assert args.run(args) == 0
+    assert calls[0][1]["still_motion"] == "expressive" and calls[0][1]["still_videos"] == 12
     with pytest.raises(CliError, match="positive integer"):
         parser.parse_args(["prepare-data", "--out", "x", "--size", "0"])
