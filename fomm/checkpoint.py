@@ -294,8 +294,11 @@ def load_checkpoint(
     return LoadedCheckpoint(model, config, step, source_format)
 
 
-def save_checkpoint(path: str | Path, model: Fomm, *, step: int = 0) -> Path:
-    """Write ``model`` in the project's format (safetensors + embedded config). Returns the path."""
+def save_checkpoint(path: str | Path, model: Fomm, *, step: int = 0, training: Mapping[str, Any] | None = None) -> Path:
+    """Write ``model`` in the project's format (safetensors + embedded config). Returns the path.
+
+    ``training``: how the weights were made (steps, seconds, device, data, initial weights...), stored as JSON in
+    the file's metadata (:func:`read_training_record`)."""
     try:
         from safetensors.torch import save_file
     except ImportError as exc:  # pragma: no cover - core dependency
@@ -308,11 +311,31 @@ def save_checkpoint(path: str | Path, model: Fomm, *, step: int = 0) -> Path:
         "config": json.dumps(config_to_dict(model.config)),
         "step": str(int(step)),
     }
+    if training:
+        metadata["training"] = json.dumps(dict(training), sort_keys=True, default=str)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(path.name + ".tmp")
     save_file(tensors, str(tmp), metadata=metadata)
     tmp.replace(path)
     return path
+
+
+def read_training_record(path: str | Path) -> dict[str, Any] | None:
+    """The ``training`` record of a project-format checkpoint (see :func:`save_checkpoint`), or ``None`` for a
+    file without one (an original ``.pth.tar``, a converted file, an unreadable record)."""
+    path = Path(path)
+    if path.suffix.lower() != ".safetensors" or not path.is_file():
+        return None
+    try:
+        from safetensors import safe_open
+
+        with safe_open(str(path), framework="pt") as handle:
+            text = (handle.metadata() or {}).get("training")
+        record = json.loads(text) if text else None
+    except Exception:  # a record is informative only: a broken one is reported as absent
+        logger.warning("checkpoint %s: unreadable training record", path)
+        return None
+    return record if isinstance(record, dict) else None
 
 
 def convert_checkpoint(src: str | Path, dst: str | Path, config: FommConfig) -> Path:

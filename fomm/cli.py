@@ -899,7 +899,7 @@ def _convert(args: argparse.Namespace) -> int:
 
 
 def _info(args: argparse.Namespace) -> int:
-    from fomm.checkpoint import SECTIONS, matching_presets
+    from fomm.checkpoint import SECTIONS, matching_presets, read_training_record
 
     config = _config_for(args.config)
     loaded = fomm.load_checkpoint(args.checkpoint, config, with_discriminator=None)  # errors name the file
@@ -915,6 +915,15 @@ def _info(args: argparse.Namespace) -> int:
     lines += [f"{s}: {sum(p.numel() for p in net.parameters()):,} parameters" for s, net in nets.items()]
     fits = matching_presets({s: net.state_dict() for s, net in nets.items()})
     lines.append(f"fits presets: {', '.join(fits) if fits else 'none'}")
+    record = read_training_record(args.checkpoint)
+    while record:
+        minutes = float(record.get("seconds", 0.0)) / 60.0
+        lines.append(
+            f"trained: {record.get('steps')} steps in {minutes:.1f} min on {record.get('device')}, batch "
+            f"{record.get('batch_size')}, data {record.get('data')}"
+            + (f", from {record['init']}" if record.get("init") else ", from random initialisation")
+        )
+        record = record.get("init_training")
     print("\n".join(lines))
     return EXIT_OK
 

@@ -295,6 +295,31 @@ def _user_errors() -> tuple[type[BaseException], ...]:
     return (CliError, ConfigError, CheckpointError, FeatureNetworkError, TrainError, DatasetError, MediaError)
 
 
+def _provenance(args: argparse.Namespace) -> dict[str, Any]:
+    """What the checkpoints record of the run besides its settings: the data, the robustness levers and, with
+    ``--init``, the initial weights and their own training record (a chain back to random initialisation)."""
+    from fomm.checkpoint import read_training_record
+
+    record: dict[str, Any] = {
+        "data": str(args.data),
+        "webcam_aug": float(args.webcam_aug or 0.0),
+        "occluders": float(args.occluders or 0.0),
+    }
+    dataset_json = Path(args.data) / "dataset.json"
+    if dataset_json.is_file():
+        try:
+            described = json.loads(dataset_json.read_text())
+            record["dataset"] = {k: described.get(k) for k in ("format", "max_frames_per_source", "still_motion")}
+        except (OSError, ValueError):
+            pass
+    if args.init is not None:
+        record["init"] = str(args.init)
+        earlier = read_training_record(args.init)
+        if earlier:
+            record["init_training"] = earlier
+    return record
+
+
 def run(args: argparse.Namespace) -> int:
     _run_paths(args)
     model_config, yaml_path = _model_config(args)
@@ -321,6 +346,7 @@ def run(args: argparse.Namespace) -> int:
     dataset = _dataset(args, model_config.image_size)
     logger.info("data: %s (%d items)", args.data, len(dataset))
     with Trainer(model, train_config, dataset, args.out) as trainer:
+        trainer.provenance = _provenance(args)
         if args.resume is not None:
             trainer.resume(args.resume)
         if trainer.is_main:

@@ -564,6 +564,11 @@ class Trainer:
         self.config = config
         self.out_dir = Path(out_dir)
         self.dist, self.device = setup_distributed(torch.device(config.device))
+        #: How the weights were made besides this run's settings (data, initial weights...), saved in every
+        #: checkpoint's ``training`` record (:func:`fomm.checkpoint.read_training_record`).
+        self.provenance: dict[str, Any] = {}
+        self.train_seconds = 0.0  # training time of earlier processes of this run (resumed)
+        self._started: float | None = None
         if self.device.type == "cuda" and not torch.cuda.is_available():
             raise ConfigError(f"train.device is {config.device!r} but torch sees no CUDA device")
         if config.amp == "fp16" and self.device.type != "cuda":
@@ -1062,6 +1067,31 @@ class Trainer:
             "scalers": {k: v.state_dict() for k, v in self.scalers.items()},
             "rng": _rng_state(),
             "train_config": json.dumps(self.config.to_dict()),
+            "train_seconds": self._seconds_so_far(),
+            "provenance": json.dumps(self.provenance, default=str),
+        }
+
+    def _seconds_so_far(self) -> float:
+        """Training time of this run in all its processes so far (seconds)."""
+        running = 0.0 if self._started is None else time.perf_counter() - self._started
+        return self.train_seconds + running
+
+    def training_record(self) -> dict[str, Any]:
+        """What a checkpoint records of how it was made (see :attr:`provenance`)."""
+        if self.device.type == "cuda":
+            device = f"{torch.cuda.get_device_name(self.device)} x {self.dist.world_size}"
+        else:
+            device = f"cpu ({torch.get_num_threads()} threads) x {self.dist.world_size}"
+        return {
+            "steps": self.step,
+            "seconds": round(self._seconds_so_far(), 1),
+            "device": device,
+            "batch_size": self.config.batch_size * self.dist.world_size,
+            "amp": self.config.amp,
+            "lr": self.config.lr_generator,
+            "features": self.config.features,
+            "torch": torch.__version__,
+            **self.provenance,
         }
 
     def save(self) -> Path | None:
@@ -1073,9 +1103,11 @@ class Trainer:
         tmp = state_path.with_name(state_path.name + ".tmp")
         torch.save(self.state_dict(), tmp)
         tmp.replace(state_path)
-        path = save_checkpoint(self.checkpoint_path, self.model, step=self.step)
+        record = self.training_record()
+        path = save_checkpoint(self.checkpoint_path, self.model, step=self.step, training=record)
         if self.config.keep_checkpoints:
-            save_checkpoint(self.out_dir / f"checkpoint-{self.step:08d}.safetensors", self.model, step=self.step)
+            snapshot = self.out_dir / f"checkpoint-{self.step:08d}.safetensors"
+            save_checkpoint(snapshot, self.model, step=self.step, training=record)
         logger.info("checkpoint at step %d: %s", self.step, path)
         return path
 
@@ -1130,6 +1162,9 @@ class Trainer:
         self.step = int(state["step"])
         self.epoch = int(state["epoch"])
         self.batch_in_epoch = int(state["batch_in_epoch"])
+        self.train_seconds = float(state.get("train_seconds", 0.0))
+        if state.get("provenance"):
+            self.provenance = {**json.loads(state["provenance"]), **self.provenance}
         if self.dist.world_size == int(state.get("world_size", 1)):
             _set_rng_state(state["rng"])
         self._resumed = True

@@ -590,3 +590,33 @@ def test_resume_with_data_keeps_the_runs_id_sampling_and_augmentation(tmp_path: 
         _run_paths(args)
         assert args.id_sampling is True and (args.webcam_aug, args.occluders) == (0.3, 0.2)
         assert args.data == (data or tmp_path / "data") and args.out == run
+
+
+def test_checkpoints_record_how_they_were_trained(tmp_path, capsys):
+    """Each checkpoint's metadata says steps, time, device, data and levers; a resumed run adds its time and
+    keeps the record; ``--init`` chains the initial weights' own record; ``fomm info`` prints the chain."""
+    from fomm.checkpoint import read_training_record
+    from fomm.cli import main as fomm_main
+    from fomm.train.__main__ import main
+
+    data = write_videos(tmp_path / "data")
+    common = [*CLI_ARGS, "--batch-size", "1", "--workers", "0"]
+    first = tmp_path / "first"
+    assert main(["--data", str(data), "--out", str(first), *common, "--max-steps", "2", "--webcam-aug", "0.5"]) == 0
+    record = read_training_record(first / "checkpoint.safetensors")
+    assert record["steps"] == 2 and record["seconds"] > 0 and record["device"].startswith("cpu")
+    assert record["webcam_aug"] == 0.5 and record["occluders"] == 0.0 and record["data"] == str(data.resolve())
+    assert "init" not in record
+    assert main(["--resume", str(first / "checkpoint.safetensors"), "--max-steps", "3"]) == 0
+    resumed = read_training_record(first / "checkpoint.safetensors")
+    assert resumed["steps"] == 3 and resumed["seconds"] > record["seconds"] and resumed["webcam_aug"] == 0.5
+    second = tmp_path / "second"
+    init = first / "checkpoint.safetensors"
+    assert main(["--data", str(data), "--out", str(second), *common, "--max-steps", "1", "--init", str(init)]) == 0
+    chained = read_training_record(second / "checkpoint.safetensors")
+    assert chained["steps"] == 1 and chained["init"] == str(init) and chained["init_training"]["steps"] == 3
+    capsys.readouterr()
+    assert fomm_main(["info", str(second / "checkpoint.safetensors")]) == 0
+    trained = [line for line in capsys.readouterr().out.splitlines() if line.startswith("trained:")]
+    assert len(trained) == 2 and trained[0].startswith("trained: 1 steps") and "from random" in trained[1]
+    assert read_training_record(tmp_path / "nothing.safetensors") is None
