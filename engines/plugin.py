@@ -11,8 +11,9 @@ input counts and shape rules (:func:`output_dims`), attribute parsing and serial
 pointers (:func:`launch`). The classes in :func:`plugin_classes` only adapt these to TensorRT's interfaces.
 
 TensorRT-RTX cannot use it: its networks have no ``add_plugin_v3`` and its ONNX parser aborts the process on a
-Python-defined plugin (see :mod:`engines.plugin_probe` and the README); engines for it use the ``standard``
-graph with TensorRT's native GridSample.
+fused node, with this Python plugin and with a compiled one alike (see :mod:`engines.plugin_probe`,
+:mod:`engines.plugin_probe_lib` and the README); engines for it use the ``standard`` graph with TensorRT's native
+GridSample.
 """
 
 from __future__ import annotations

@@ -19,7 +19,15 @@ from pathlib import Path
 
 from engines.errors import EngineError
 
-__all__ = ["INCLUDE_ENV", "LIBRARY_NAME", "SOURCE", "build_probe_library", "find_headers", "header_version"]
+__all__ = [
+    "INCLUDE_ENV",
+    "LIBRARY_NAME",
+    "SOURCE",
+    "build_network_probe",
+    "build_probe_library",
+    "find_headers",
+    "header_version",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -27,6 +35,7 @@ INCLUDE_ENV = "FOMM_TRT_INCLUDE"
 """Environment variable naming TensorRT's C++ include folder (the one holding ``NvInferRuntime.h``)."""
 
 SOURCE = Path(__file__).with_name("warp_probe.cpp")
+NETWORK_SOURCE = Path(__file__).with_name("network_probe.cpp")
 LIBRARY_NAME = "libwarp_probe.so"
 
 CUDA_STUB = """\
@@ -81,24 +90,39 @@ def build_probe_library(out_dir: Path | str, include: Path | str | None = None, 
     Raises:
         EngineError: no headers (see :func:`find_headers`), no compiler, or a compile error (its first line).
     """
+    return _compile(
+        SOURCE, Path(out_dir) / LIBRARY_NAME, ["-shared", "-fPIC", "-fvisibility=hidden"], include, compiler
+    )
+
+
+def build_network_probe(out_dir: Path | str, include: Path | str | None = None, compiler: str = "g++") -> Path:
+    """Compile ``network_probe.cpp`` (the plugin through TensorRT's C++ network API, no ONNX parser) into
+    ``out_dir/network_probe``; run it as ``network_probe LIBTENSORRT PLUGIN_LIBRARY fp32|fp16``.
+
+    It calls TensorRT's builder and network classes, whose virtual-function tables must match the headers: for
+    TensorRT-RTX that needs TensorRT-RTX's own SDK headers (the TensorRT 10.16 and 11.x headers do not match
+    TensorRT-RTX 1.7's classes; see the README). Raises as :func:`build_probe_library`.
+    """
+    return _compile(NETWORK_SOURCE, Path(out_dir) / "network_probe", ["-ldl"], include, compiler)
+
+
+def _compile(source: Path, output: Path, flags: list[str], include: Path | str | None, compiler: str) -> Path:
     headers = find_headers(include)
     if shutil.which(compiler) is None:
         raise EngineError(f"C++ compiler {compiler!r} not found; the probe plugin needs one (apt-get install g++)")
-    out = Path(out_dir)
-    stub = out / "cuda-stub"
+    stub = output.parent / "cuda-stub"
     stub.mkdir(parents=True, exist_ok=True)
     (stub / "cuda_runtime_api.h").write_text(CUDA_STUB)
-    library = out / LIBRARY_NAME
     cmd = [
-        compiler, "-std=c++17", "-O1", "-shared", "-fPIC", "-fvisibility=hidden", "-Wall", "-Wextra", "-Werror",
-        "-isystem", str(stub), "-isystem", str(headers), str(SOURCE), "-o", str(library),
+        compiler, "-std=c++17", "-O1", "-Wall", "-Wextra", "-Werror", "-isystem", str(stub), "-isystem", str(headers),
+        str(source), "-o", str(output), *flags,
     ]  # fmt: skip
     done = subprocess.run(cmd, capture_output=True, text=True, check=False)
     if done.returncode != 0:
         errors = [line for line in done.stderr.splitlines() if "error" in line] or done.stderr.splitlines()[-1:]
         raise EngineError(
-            f"the probe plugin does not compile against {str(headers)!r} (TensorRT {header_version(headers)}): "
+            f"{source.name} does not compile against {str(headers)!r} (TensorRT {header_version(headers)}): "
             f"{errors[0] if errors else f'{compiler} exited {done.returncode}'}"
         )
-    logger.info("built %s against TensorRT %s headers", library, header_version(headers))
-    return library
+    logger.info("built %s against TensorRT %s headers", output, header_version(headers))
+    return output

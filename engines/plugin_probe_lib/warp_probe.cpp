@@ -14,8 +14,8 @@
 // and a stub cuda_runtime_api.h (opaque stream/event types): the library never calls CUDA or TensorRT code,
 // TensorRT calls it through the interfaces' virtual functions and the two C entry points at the end.
 //
-// The creator reports each plugin it creates on stderr ("warp_probe: ..."), so the Python probe can tell how
-// far TensorRT got.
+// Every call from TensorRT into the library is reported on stderr ("warp_probe: <call>"), so the Python probe
+// can tell how far TensorRT got.
 
 #include "NvInferRuntime.h"
 
@@ -32,6 +32,12 @@ constexpr char kNAME[] = "WarpOccluded";
 constexpr char kVERSION[] = "1";
 constexpr char kNAMESPACE[] = "fomm.warp";
 constexpr int32_t kNB_INPUTS = 3;
+
+//! One line on stderr per call from TensorRT ("warp_probe: <what>"): how far TensorRT got with the plugin.
+void trace(char const* what)
+{
+    std::fprintf(stderr, "warp_probe: %s\n", what);
+}
 
 //! The node's attributes, as the ONNX parser passes them (plugin fields) and as the engine serialises them.
 struct WarpAttributes
@@ -108,6 +114,9 @@ public:
 
     IPluginCapability* getCapabilityInterface(PluginCapabilityType type) noexcept override
     {
+        trace(type == PluginCapabilityType::kCORE ? "getCapabilityInterface core"
+                : type == PluginCapabilityType::kBUILD ? "getCapabilityInterface build"
+                                                        : "getCapabilityInterface runtime");
         switch (type)
         {
         case PluginCapabilityType::kCORE: return static_cast<IPluginV3OneCore*>(this);
@@ -119,6 +128,7 @@ public:
 
     IPluginV3* clone() noexcept override
     {
+        trace("clone");
         return new (std::nothrow) WarpOccludedPlugin(mAttributes);
     }
 
@@ -126,16 +136,19 @@ public:
 
     AsciiChar const* getPluginName() const noexcept override
     {
+        trace("getPluginName");
         return kNAME;
     }
 
     AsciiChar const* getPluginVersion() const noexcept override
     {
+        trace("getPluginVersion");
         return kVERSION;
     }
 
     AsciiChar const* getPluginNamespace() const noexcept override
     {
+        trace("getPluginNamespace");
         return kNAMESPACE;
     }
 
@@ -143,18 +156,21 @@ public:
 
     int32_t getNbOutputs() const noexcept override
     {
+        trace("getNbOutputs");
         return 1;
     }
 
     int32_t configurePlugin(DynamicPluginTensorDesc const* /*in*/, int32_t nbInputs,
         DynamicPluginTensorDesc const* /*out*/, int32_t nbOutputs) noexcept override
     {
+        trace("configurePlugin");
         return nbInputs == kNB_INPUTS && nbOutputs == 1 ? 0 : -1;
     }
 
     int32_t getOutputDataTypes(
         DataType* outputTypes, int32_t nbOutputs, DataType const* inputTypes, int32_t nbInputs) const noexcept override
     {
+        trace("getOutputDataTypes");
         if (nbInputs != kNB_INPUTS || nbOutputs != 1
             || (inputTypes[0] != DataType::kFLOAT && inputTypes[0] != DataType::kHALF))
         {
@@ -167,6 +183,7 @@ public:
     int32_t getOutputShapes(DimsExprs const* inputs, int32_t nbInputs, DimsExprs const* /*shapeInputs*/,
         int32_t /*nbShapeInputs*/, DimsExprs* outputs, int32_t nbOutputs, IExprBuilder& /*exprBuilder*/) noexcept override
     {
+        trace("getOutputShapes");
         if (nbInputs != kNB_INPUTS || nbOutputs != 1 || inputs[0].nbDims != 4 || inputs[1].nbDims != 4
             || inputs[2].nbDims != 4)
         {
@@ -184,6 +201,7 @@ public:
     bool supportsFormatCombination(
         int32_t pos, DynamicPluginTensorDesc const* inOut, int32_t /*nbInputs*/, int32_t /*nbOutputs*/) noexcept override
     {
+        trace("supportsFormatCombination");
         PluginTensorDesc const& desc = inOut[pos].desc;
         if (desc.format != TensorFormat::kLINEAR || (desc.type != DataType::kFLOAT && desc.type != DataType::kHALF))
         {
@@ -197,6 +215,7 @@ public:
     int32_t onShapeChange(PluginTensorDesc const* in, int32_t nbInputs, PluginTensorDesc const* /*out*/,
         int32_t nbOutputs) noexcept override
     {
+        trace("onShapeChange");
         if (nbInputs != kNB_INPUTS || nbOutputs != 1)
         {
             return -1;
@@ -213,17 +232,19 @@ public:
         void const* const* /*inputs*/, void* const* /*outputs*/, void* /*workspace*/,
         cudaStream_t /*stream*/) noexcept override
     {
-        std::fprintf(stderr, "warp_probe: enqueue: this probe library has no kernel\n");
+        trace("enqueue: this probe library has no kernel");
         return -1;
     }
 
     IPluginV3* attachToContext(IPluginResourceContext* /*context*/) noexcept override
     {
+        trace("attachToContext");
         return clone();
     }
 
     PluginFieldCollection const* getFieldsToSerialize() noexcept override
     {
+        trace("getFieldsToSerialize");
         mFields[0] = PluginField("align_corners", &mAttributes.alignCorners, PluginFieldType::kINT32, 1);
         mFields[1] = PluginField("padding_mode", &mAttributes.paddingMode, PluginFieldType::kINT32, 1);
         mCollection.nbFields = 2;

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from engines.errors import EngineError
-from engines.plugin_probe_lib import INCLUDE_ENV, build_probe_library, find_headers, header_version
+from engines.plugin_probe_lib import INCLUDE_ENV, build_network_probe, build_probe_library, find_headers, header_version
 
 pytest_plugins = ["engine_fixtures"]
 
@@ -53,7 +53,9 @@ def test_build_reports_the_compile_error(tmp_path: Path) -> None:
     include = tmp_path / "include"
     include.mkdir()
     (include / "NvInferRuntime.h").write_text('#error "not TensorRT"\n')
-    with pytest.raises(EngineError, match=r"does not compile against .*include.* \(TensorRT unknown\): .*not TensorRT"):
+    with pytest.raises(
+        EngineError, match=r"warp_probe.cpp does not compile against .*include.* \(TensorRT unknown\): .*not TensorRT"
+    ):
         build_probe_library(tmp_path / "build", include)
     with pytest.raises(EngineError, match=r"C\+\+ compiler 'no-such-c\+\+' not found"):
         build_probe_library(tmp_path / "build", include, compiler="no-such-c++")
@@ -90,3 +92,13 @@ def test_rtx_compiled_plugin_probe(trt, probe_library: Path, dtype: str) -> None
         "warp_probe: getCreators -> fomm.warp::WarpOccluded v1",
         "warp_probe: createPlugin 'warp' phase=build align_corners=1 padding_mode=0",
     )
+
+
+def test_network_probe_builds_and_checks_its_arguments(probe_library: Path) -> None:
+    """The network-API probe compiles; its results need TensorRT-RTX's own SDK headers (README), so it is not run
+    against TensorRT-RTX here."""
+    import subprocess
+
+    program = build_network_probe(probe_library.parent, os.environ[INCLUDE_ENV])
+    done = subprocess.run([str(program), "libtensorrt.so", str(probe_library), "int8"], capture_output=True, text=True)
+    assert done.returncode == 2 and "usage:" in done.stderr and done.stdout == ""
