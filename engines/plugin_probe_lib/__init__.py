@@ -24,6 +24,7 @@ __all__ = [
     "LIBRARY_NAME",
     "SOURCE",
     "build_network_probe",
+    "build_probe_check",
     "build_probe_library",
     "find_headers",
     "header_version",
@@ -36,6 +37,7 @@ INCLUDE_ENV = "FOMM_TRT_INCLUDE"
 
 SOURCE = Path(__file__).with_name("warp_probe.cpp")
 NETWORK_SOURCE = Path(__file__).with_name("network_probe.cpp")
+CHECK_SOURCE = Path(__file__).with_name("warp_probe_check.cpp")
 LIBRARY_NAME = "libwarp_probe.so"
 
 CUDA_STUB = """\
@@ -93,6 +95,13 @@ def build_probe_library(out_dir: Path | str, include: Path | str | None = None, 
     return _compile(
         SOURCE, Path(out_dir) / LIBRARY_NAME, ["-shared", "-fPIC", "-fvisibility=hidden"], include, compiler
     )
+
+
+def build_probe_check(out_dir: Path | str, include: Path | str | None = None, compiler: str = "g++") -> Path:
+    """Compile ``warp_probe_check.cpp`` into ``out_dir/warp_probe_check``: run as ``warp_probe_check LIBRARY``, it
+    calls the probe library's creator and plugin as TensorRT would (no TensorRT needed) and prints ``ok: ...`` or
+    ``FAIL: ...`` per check. Raises as :func:`build_probe_library`."""
+    return _compile(CHECK_SOURCE, Path(out_dir) / "warp_probe_check", ["-ldl"], include, compiler)
 
 
 def build_network_probe(out_dir: Path | str, include: Path | str | None = None, compiler: str = "g++") -> Path:

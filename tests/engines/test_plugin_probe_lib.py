@@ -13,7 +13,14 @@ from pathlib import Path
 import pytest
 
 from engines.errors import EngineError
-from engines.plugin_probe_lib import INCLUDE_ENV, build_network_probe, build_probe_library, find_headers, header_version
+from engines.plugin_probe_lib import (
+    INCLUDE_ENV,
+    build_network_probe,
+    build_probe_check,
+    build_probe_library,
+    find_headers,
+    header_version,
+)
 
 pytest_plugins = ["engine_fixtures"]
 
@@ -59,6 +66,20 @@ def test_build_reports_the_compile_error(tmp_path: Path) -> None:
         build_probe_library(tmp_path / "build", include)
     with pytest.raises(EngineError, match=r"C\+\+ compiler 'no-such-c\+\+' not found"):
         build_probe_library(tmp_path / "build", include, compiler="no-such-c++")
+
+
+def test_probe_library_logic(probe_library: Path) -> None:
+    """The plugin's creator and capabilities called as TensorRT would call them (warp_probe_check.cpp): identity,
+    attribute parsing and rejection, types, formats, shapes, serialisation round trip, enqueue failing."""
+    import subprocess
+
+    program = build_probe_check(probe_library.parent, os.environ[INCLUDE_ENV])
+    done = subprocess.run([str(program), str(probe_library)], capture_output=True, text=True, timeout=60)
+    results = done.stdout.splitlines()
+    assert [line for line in results if not line.startswith("ok: ")] == [] and done.returncode == 0
+    assert len(results) == 28 and "ok: rejects mixed FP32/FP16" in results
+    # the library reports the calls it gets on stderr (what the TensorRT-RTX probe reads)
+    assert "warp_probe: supportsFormatCombination" in done.stderr.splitlines()
 
 
 def test_probe_library_exports_the_loader_entry_points(probe_library: Path) -> None:
