@@ -2,10 +2,11 @@
 kernel, built with g++ against TensorRT's public C++ headers, to probe whether TensorRT for RTX parses and builds
 a fused warp node from a compiled plugin library (see :mod:`engines.plugin_probe` and the README).
 
-The headers are not in the repository and no PyPI wheel ships them (TensorRT's ``include/`` folder of its GitHub
-repository, a 10.x release): :func:`build_probe_library` takes their folder as an argument or from
-``$FOMM_TRT_INCLUDE``. CUDA's headers are not needed: a two-line stub ``cuda_runtime_api.h`` (opaque stream and
-event types, all that TensorRT's headers use) is written next to the library.
+The headers (the ``include/`` folder of a TensorRT 10.x release of its GitHub repository) are not in this
+repository, and no PyPI package checked ships them (the README lists which): :func:`build_probe_library` takes
+their folder as an argument or from ``$FOMM_TRT_INCLUDE``. CUDA's headers are not needed: a two-line stub
+``cuda_runtime_api.h`` (opaque stream and event types, all that TensorRT's headers use) is written next to the
+library.
 """
 
 from __future__ import annotations
