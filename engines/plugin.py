@@ -11,8 +11,9 @@ input counts and shape rules (:func:`output_dims`), attribute parsing and serial
 pointers (:func:`launch`). The classes in :func:`plugin_classes` only adapt these to TensorRT's interfaces.
 
 TensorRT-RTX cannot use it: its networks have no ``add_plugin_v3`` and its ONNX parser aborts the process on a
-Python-defined plugin (see :mod:`engines.plugin_probe` and the README); engines for it use the ``standard``
-graph with TensorRT's native GridSample.
+fused node, with this Python plugin and with a compiled one alike (see :mod:`engines.plugin_probe`,
+:mod:`engines.plugin_probe_lib` and the README); engines for it use the ``standard`` graph with TensorRT's native
+GridSample.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -38,6 +40,8 @@ __all__ = [
     "output_dims",
     "output_dtype",
     "plugin_classes",
+    "probe_compiled_plugin",
+    "probe_python_plugin",
     "register_warp_plugins",
     "supports_format",
 ]
@@ -342,10 +346,12 @@ def register_warp_plugins(trt: TensorRT) -> bool:
 
 @dataclass(frozen=True)
 class ProbeResult:
-    """Outcome of :func:`probe_python_plugin`: ``works`` and a one-line ``detail``."""
+    """Outcome of a plugin probe: ``works``, a one-line ``detail``, and every line the probe reported (its stage
+    lines, then those of a compiled probe library, ``warp_probe: ...``), in order per stream."""
 
     works: bool
     detail: str
+    lines: tuple[str, ...] = ()
 
 
 def probe_python_plugin(flavour: str, timeout: float = 120.0) -> ProbeResult:
@@ -353,22 +359,42 @@ def probe_python_plugin(flavour: str, timeout: float = 120.0) -> ProbeResult:
 
     Runs :mod:`engines.plugin_probe` in a subprocess: TensorRT-RTX 1.7 aborts the whole process there.
     """
+    return _run_probe([flavour], timeout)
+
+
+def probe_compiled_plugin(
+    flavour: str, library: str | Path, dtype: str = "fp32", timeout: float = 120.0
+) -> ProbeResult:
+    """The same with a compiled plugin library (``IPluginRegistry.load_library``), e.g. the probe library of
+    :func:`engines.plugin_probe_lib.build_probe_library`; ``dtype`` (``fp32``/``fp16``) is the graph's tensors'."""
+    return _run_probe([flavour, "--library", str(library), "--dtype", dtype], timeout)
+
+
+def _run_probe(args: list[str], timeout: float) -> ProbeResult:
     import os
     import signal
     import subprocess
     import sys
 
-    cmd = [sys.executable, "-m", "engines.plugin_probe", flavour]
+    from engines.plugin_probe import STAGES
+
+    cmd = [sys.executable, "-m", "engines.plugin_probe", *args]
     try:
         done = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, env=dict(os.environ), check=False)
     except subprocess.TimeoutExpired:
         return ProbeResult(False, f"the probe did not finish in {timeout:.0f} s")
-    ours = ("registered", "parsing", "parser rejected", "build failed", "built")
-    lines = [line for line in done.stdout.splitlines() if line.startswith(ours)]
-    last = lines[-1] if lines else ""
+    lines = [line for line in done.stdout.splitlines() if line.startswith(STAGES)]
+    lines += [line for line in done.stderr.splitlines() if line.startswith("warp_probe:")]
+    stages = [line for line in lines if line.startswith(STAGES)]
+    last = stages[-1] if stages else ""
     if done.returncode == 0 and last.startswith("built"):
-        return ProbeResult(True, last)
+        return ProbeResult(True, last, tuple(lines))
     if done.returncode < 0:
         name = signal.Signals(-done.returncode).name
-        return ProbeResult(False, f"the process died with {name} while parsing the fused node ({last or 'no output'})")
-    return ProbeResult(False, f"exit {done.returncode}: {last or done.stderr.strip()[-200:]}")
+        why = [line for line in done.stderr.splitlines() if line.startswith("terminate called")]
+        return ProbeResult(
+            False,
+            f"the process died with {name} at: {last or 'no output'}{f' ({why[-1]})' if why else ''}",
+            tuple(lines),
+        )
+    return ProbeResult(False, f"exit {done.returncode}: {last or done.stderr.strip()[-200:]}", tuple(lines))
