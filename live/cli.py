@@ -133,6 +133,13 @@ def build_parser(prog: str | None = None) -> argparse.ArgumentParser:
         metavar="S",
         help="face lost: hold the last pose this long, then ease back to the rest pose (2)",
     )
+    mot.add_argument(
+        "--ease-seconds",
+        type=_seconds,
+        default=1.0,
+        metavar="S",
+        help="face lost, after the hold: ease back to the rest pose over this long, 0 = at once (1)",
+    )
     mot.add_argument("--find-best-frame", action="store_true", help="start by calibrating on the best-matching pose")
     mot.add_argument("--best-frame-seconds", type=_positive(float), default=2.0, help="search length (2 s)")
     out = p.add_argument_group("output")
@@ -210,6 +217,7 @@ def _config(args: argparse.Namespace) -> Any:
         remember=args.remember,
         reconnect_seconds=args.reconnect_seconds,
         hold_seconds=args.hold_seconds,
+        ease_seconds=args.ease_seconds,
     )
     return config, merged
 

@@ -101,6 +101,7 @@ LIVE_BAD = {
     "camera that does not open": (["--camera", "7"], "camera 7 cannot be opened; cameras that open: none"),
     "missing avatar": (["--avatar", "nowhere.png"], "avatar 'nowhere.png' does not exist"),
     "unreadable avatar": (["--avatar", "text.png"], "text.png"),
+    "negative ease": (["--ease-seconds", "-1"], "--ease-seconds: expected a number of seconds >= 0, got '-1'"),
 }
 
 
@@ -258,3 +259,12 @@ def test_interrupt_during_the_checks(monkeypatch: pytest.MonkeyPatch, tmp_path: 
     monkeypatch.chdir(tmp_path)
     assert main(["--no-remember", "--no-preview"]) == 130
     assert capsys.readouterr().err.strip().splitlines() == ["run_live: interrupted"]
+
+
+def test_hold_and_ease_seconds_reach_the_config() -> None:
+    from live.cli import _config, build_parser
+
+    config, _ = _config(build_parser().parse_args(["--hold-seconds", "3", "--ease-seconds", "0.25", "--no-remember"]))
+    assert (config.hold_seconds, config.ease_seconds) == (3.0, 0.25)
+    config, _ = _config(build_parser().parse_args(["--no-remember"]))
+    assert (config.hold_seconds, config.ease_seconds) == (2.0, 1.0)
