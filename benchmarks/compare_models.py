@@ -93,6 +93,30 @@ def _strip(driver: np.ndarray, outputs: dict[str, np.ndarray], count: int = 6) -
     return np.concatenate(rows, axis=0)
 
 
+class _Recorder:
+    """The live puppeteer, keeping the outputs of chosen pairs. :func:`evaluate_motion` animates every avatar
+    with each driver in turn (``set_source`` once per pair), so pair ``driver * len(avatars) + avatar``."""
+
+    def __init__(self, model: fomm.Fomm, keep: set[int]) -> None:
+        self.inner = AnimatorPuppeteer(model)
+        self.keep = keep
+        self.pair = -1
+        self.kept: dict[int, list[np.ndarray]] = {}
+
+    def set_source(self, avatar: np.ndarray) -> None:
+        self.pair += 1
+        self.inner.set_source(avatar)
+
+    def calibrate(self, frame: np.ndarray) -> None:
+        self.inner.calibrate(frame)
+
+    def animate(self, driving: np.ndarray) -> np.ndarray:
+        made = self.inner.animate(driving)
+        if self.pair in self.keep:
+            self.kept.setdefault(self.pair, []).append(made)
+        return made
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--model", action="append", required=True, metavar="NAME=PATH", help="a checkpoint (repeat)")
@@ -121,14 +145,19 @@ def main(argv: list[str] | None = None) -> int:
     avatars = _avatars(paths)
     args.out.mkdir(parents=True, exist_ok=True)
     report: dict[str, object] = {"torch": torch.__version__, "clips": {k: len(v) for k, v in clips}, "models": {}}
-    # (clip, frames, avatar index): the bundled portrait on the head turns, the unseen man on the Pexels clip
-    strip_clips = ((window_name, window, 0), ("pexels", by_name["pexels"], 1))
+    drivers = [*((key, by_name[key]) for key in DRIVERS), (window_name, window)]
+    # (clip, frames, pair of the motion run): the bundled portrait on the head turns, the unseen man on Pexels
+    driver_index = {name: i for i, (name, _) in enumerate(drivers)}
+    strip_clips = [
+        (window_name, window, driver_index[window_name] * len(avatars) + 0),
+        ("pexels", by_name["pexels"], driver_index["pexels"] * len(avatars) + 1),
+    ]
     strips: dict[str, dict[str, np.ndarray]] = {name: {} for name, _, _ in strip_clips}
     for name, path in models:
         loaded = fomm.load_checkpoint(path, device="cpu")
         recon = evaluate(AnimatorReconstructor(loaded.model), iter(clips), faces="auto", baseline=True)
-        drivers = [(key, by_name[key]) for key in DRIVERS]
-        motion = evaluate_motion(loaded.model, avatars, iter([*drivers, (window_name, window)]))
+        recorder = _Recorder(loaded.model, {pair for _, _, pair in strip_clips})
+        motion = evaluate_motion(recorder, avatars, iter(drivers))
         entry = {
             "checkpoint": str(path),
             "step": loaded.step,
@@ -144,12 +173,8 @@ def main(argv: list[str] | None = None) -> int:
             "motion_summary": {m: motion.summary(m) for m in {r.method for r in motion.rows}},
         }
         report["models"][name] = entry  # type: ignore[index]
-        runner = AnimatorPuppeteer(loaded.model)
-        for clip_name, frames, avatar in strip_clips:
-            runner.set_source(avatars[avatar][1])
-            runner.calibrate(frames[0])
-            made = np.concatenate([runner.animate(frames[i : i + 8]) for i in range(0, len(frames), 8)])
-            strips[clip_name][name] = made
+        for clip_name, _, pair in strip_clips:
+            strips[clip_name][name] = np.concatenate(recorder.kept[pair])
     for clip_name, frames, _ in strip_clips:
         strip = _strip(frames, strips[clip_name], count=8)
         png = args.out / f"strip-{clip_name.replace(' ', '-')}.png"

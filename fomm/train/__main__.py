@@ -310,8 +310,8 @@ def _provenance(args: argparse.Namespace) -> dict[str, Any]:
         try:
             described = json.loads(dataset_json.read_text())
             record["dataset"] = {k: described.get(k) for k in ("format", "max_frames_per_source", "still_motion")}
-        except (OSError, ValueError):
-            pass
+        except (OSError, ValueError) as exc:
+            logger.warning("%s: unreadable (%s); the checkpoints will not describe the data set", dataset_json, exc)
     if args.init is not None:
         record["init"] = str(args.init)
         earlier = read_training_record(args.init)
