@@ -1084,7 +1084,7 @@ class Trainer:
             device = f"cpu ({torch.get_num_threads()} threads) x {self.dist.world_size}"
         return {
             "steps": self.step,
-            "seconds": round(self._seconds_so_far(), 1),
+            "seconds": round(self._seconds_so_far(), 3),
             "device": device,
             "batch_size": self.config.batch_size * self.dist.world_size,
             "amp": self.config.amp,
