@@ -43,8 +43,8 @@ PROG = "fomm.train"
 EXIT_USAGE = 2
 EXIT_INTERRUPTED = 130
 DEFAULT_PRESET = "vox-256"
-#: The run's data set (``{"data": ROOT, "id_sampling": bool, "webcam_aug": P, "occluders": P}``), beside its
-#: checkpoint.
+#: The run's data set (``{"data": ROOT, "id_sampling": bool, "webcam_aug": P, "occluders": P, "shape_aug": P}``),
+#: beside its checkpoint.
 RUN_RECORD = "run.json"
 
 
@@ -81,6 +81,16 @@ def _probability(text: str) -> float:
     return value
 
 
+def _scales(text: str) -> tuple[float, ...]:
+    try:
+        values = tuple(float(part) for part in text.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected comma-separated numbers in (0, 1], got {text!r}") from None
+    if not all(0.0 < v <= 1.0 for v in values):
+        raise argparse.ArgumentTypeError(f"expected comma-separated numbers in (0, 1], got {text!r}")
+    return values
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = RaisingParser(prog=f"python -m {PROG}", description="Train the First Order Motion Model.")
     parser.add_argument(
@@ -108,6 +118,13 @@ def build_parser() -> argparse.ArgumentParser:
         "or none (pixel L1 over the pyramid instead)",
     )
     parser.add_argument(
+        "--scales",
+        type=_scales,
+        metavar="S,S,...",
+        help="image pyramid of the perceptual loss (default 1,0.5,0.25,0.125); e.g. 0.5,0.25,0.125 for a coarse "
+        "stage at about a quarter of the feature network's cost; --resume keeps the run's",
+    )
+    parser.add_argument(
         "--l1", type=_non_negative_float, help="weight of the pyramid L1 loss (default 0; 10 with none)"
     )
     parser.add_argument("--adversarial", action="store_true", help="train with the discriminator (LSGAN + FM)")
@@ -130,6 +147,13 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="P",
         help="probability of a synthetic occluder (ellipse, hand-like blob) over the keypoint detector's copy of "
         "a driving frame; default 0 (off); --resume keeps the run's",
+    )
+    parser.add_argument(
+        "--shape-aug",
+        type=_probability,
+        metavar="P",
+        help="probability that both frames of a pair are warped by one random face-shape change (wider, narrower, "
+        "longer faces: the same motion by more face shapes); default 0 (off); --resume keeps the run's",
     )
     parser.add_argument("--seed", type=_int_at_least(0), help="random seed (default 0)")
     parser.add_argument("--amp", choices=("off", "bf16", "fp16"), help="autocast precision (default off)")
@@ -184,8 +208,8 @@ def _run_paths(args: argparse.Namespace) -> None:
 
 
 def _augmentation_from_record(args: argparse.Namespace, record: dict[str, Any]) -> None:
-    """The run's ``--webcam-aug`` / ``--occluders`` where the command line does not give them."""
-    for name in ("webcam_aug", "occluders"):
+    """The run's ``--webcam-aug`` / ``--occluders`` / ``--shape-aug`` where the command line does not give them."""
+    for name in ("webcam_aug", "occluders", "shape_aug"):
         if getattr(args, name) is None:
             value = float(record.get(name, 0.0))
             if not 0.0 <= value <= 1.0:
@@ -202,6 +226,7 @@ def _write_run_record(args: argparse.Namespace) -> None:
         "id_sampling": bool(args.id_sampling),
         "webcam_aug": float(args.webcam_aug or 0.0),
         "occluders": float(args.occluders or 0.0),
+        "shape_aug": float(args.shape_aug or 0.0),
     }
     (args.out / RUN_RECORD).write_text(json.dumps(record, indent=2) + "\n")
 
@@ -247,6 +272,7 @@ def _train_config(args: argparse.Namespace, model_config: FommConfig, yaml_path:
         ("checkpoint_unit", "checkpoint_unit"),
         ("device", "device"),
         ("features", "features"),
+        ("scales", "scales"),
     ):
         value = getattr(args, flag)
         if value is not None:
@@ -284,6 +310,7 @@ def _dataset(args: argparse.Namespace, image_size: int) -> Any:
         id_sampling=args.id_sampling,
         webcam_aug=float(args.webcam_aug or 0.0),
         occluders=float(args.occluders or 0.0),
+        shape_aug=float(args.shape_aug or 0.0),
     )
     return FramesDataset(config)
 
@@ -304,6 +331,7 @@ def _provenance(args: argparse.Namespace) -> dict[str, Any]:
         "data": str(args.data),
         "webcam_aug": float(args.webcam_aug or 0.0),
         "occluders": float(args.occluders or 0.0),
+        "shape_aug": float(args.shape_aug or 0.0),
     }
     dataset_json = Path(args.data) / "dataset.json"
     if dataset_json.is_file():

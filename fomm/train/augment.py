@@ -1,11 +1,15 @@
-"""Webcam-like degradations and synthetic occluders for the keypoint detector's copy of the driving frame.
+"""Webcam-like degradations and synthetic occluders for the keypoint detector's copy of the driving frame, and
+a face-shape change of a whole pair.
 
 FOMM reconstructs the driving frame from the source, so the loss target (the driving frame) and the source stay
 clean; only what the keypoint detector sees of the driving frame is degraded, so that keypoints from a noisy,
 blurred, badly exposed, compressed or partly hidden webcam frame still drive the clean motion.
 
-All functions take and return one float32 RGB frame ``(3, H, W)`` in ``[0, 1]`` and draw every random choice
-from ``generator`` (``None``: torch's default generator, which the trainer seeds for every item).
+The degradations take and return one float32 RGB frame ``(3, H, W)`` in ``[0, 1]``; :func:`reshape_pair` takes
+the (source, driving) pair ``(2, 3, H, W)`` and warps both frames alike, so the pair shows a differently shaped
+face making the same motion (a few people become many face shapes for the keypoint detector and generator).
+Every random choice is drawn from ``generator`` (``None``: torch's default generator, which the trainer seeds
+for every item).
 """
 
 from __future__ import annotations
@@ -15,7 +19,7 @@ import math
 import torch
 import torch.nn.functional as F
 
-__all__ = ["degrade_webcam", "paste_occluder"]
+__all__ = ["degrade_webcam", "paste_occluder", "reshape_pair"]
 
 #: Probability of each degradation once a frame is picked for webcam degradation (``--webcam-aug P``).
 BLUR_P = 0.5
@@ -30,6 +34,11 @@ GAMMA = (0.6, 1.6)
 GAIN = (0.7, 1.3)
 JPEG_QUALITY = (30, 90)
 RESCALE_FACTOR = (0.25, 0.6)
+#: Face-shape change of a pair (``--shape-aug P``): horizontal and vertical scale factors of the content (drawn
+#: independently), shear, and the weight spread of a 3x3 thin-plate spline (local proportions).
+SHAPE_SCALE = (0.85, 1.15)
+SHAPE_SHEAR = 0.08
+SHAPE_TPS_SIGMA = 0.01
 
 
 def _uniform(low: float, high: float, generator: torch.Generator | None) -> float:
@@ -154,3 +163,36 @@ def paste_occluder(
     else:
         fill = torch.rand(3, 1, 1, generator=generator).expand_as(frame)
     return (frame * (1.0 - mask) + fill * mask).clamp(0.0, 1.0).contiguous()
+
+
+def reshape_pair(pair: torch.Tensor, *, generator: torch.Generator | None = None) -> torch.Tensor:
+    """Both frames of a pair warped by one random face-shape change: the content is scaled by factors drawn from
+    :data:`SHAPE_SCALE` horizontally and vertically (independently: wider, narrower, longer faces), sheared by
+    up to :data:`SHAPE_SHEAR` and bent by a small 3x3 thin-plate spline, about the frame centre; borders are
+    filled by reflection. The motion from source to driving is kept (warped alike), the person's shape is not.
+
+    Args:
+        pair: ``(2, 3, H, W)`` float RGB in ``[0, 1]`` (source, driving).
+
+    Returns:
+        A new ``(2, 3, H, W)`` float32 tensor in ``[0, 1]``; ``pair`` is not changed.
+    """
+    from ..geometry import make_coordinate_grid
+    from .transforms import RandomTpsTransform
+
+    if pair.ndim != 4 or pair.shape[1] != 3:
+        raise ValueError(f"expected a (N, 3, H, W) pair, got {tuple(pair.shape)}")
+    scale_x = _uniform(*SHAPE_SCALE, generator)
+    scale_y = _uniform(*SHAPE_SCALE, generator)
+    shear = _uniform(-SHAPE_SHEAR, SHAPE_SHEAR, generator)
+    # T maps output coordinates to input ones: content scaled by s samples the input at z / s
+    theta = torch.tensor([[1.0 / scale_x, shear, 0.0], [0.0, 1.0 / scale_y, 0.0]])
+    spline = torch.randn(1, 9, generator=generator) * SHAPE_TPS_SIGMA
+    n = len(pair)
+    transform = RandomTpsTransform(
+        theta.expand(n, 2, 3).contiguous(),
+        spline.expand(n, 9).contiguous(),
+        make_coordinate_grid(3, 3).view(-1, 2),
+        align_corners=True,
+    )
+    return transform.transform_frame(pair.float()).clamp(0.0, 1.0).contiguous()

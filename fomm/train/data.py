@@ -99,6 +99,9 @@ class DatasetConfig:
             0 (default) adds no ``"driving_input"``.
         occluders: probability that a synthetic occluder (ellipse or hand-like blob, flat colour or another
             video's texture) is pasted over the keypoint detector's copy of a driving frame; 0 (default): none.
+        shape_aug: probability that both frames of a pair are warped by one random face-shape change (wider,
+            narrower, longer, sheared, locally bent; :func:`fomm.train.augment.reshape_pair`): the same motion by
+            a differently shaped face; 0 (default): never.
     """
 
     root: Path
@@ -117,6 +120,7 @@ class DatasetConfig:
     cache_mb: float = 1024.0
     webcam_aug: float = 0.0
     occluders: float = 0.0
+    shape_aug: float = 0.0
 
     def __post_init__(self) -> None:
         if not isinstance(self.root, str | Path):
@@ -136,6 +140,7 @@ class DatasetConfig:
             ("hue", 0.5),
             ("webcam_aug", 1.0),
             ("occluders", 1.0),
+            ("shape_aug", 1.0),
         ):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int | float) or not 0.0 <= value <= top:
@@ -510,7 +515,8 @@ class FramesDataset(Dataset[dict[str, Any]]):
     video's file or folder name; with ``config.webcam_aug`` or ``config.occluders`` (training split, augmented)
     also ``"driving_input"`` ``(3, S, S)``, the keypoint detector's (degraded, occluded) copy of ``"driving"``.
     Training split: two distinct random frames of a video (in time order, then
-    augmented: time flip, horizontal flip, colour jitter, all the same for both frames). Test split: frame 0
+    augmented: time flip, horizontal flip, colour jitter and, with ``config.shape_aug``, a face-shape warp, all the
+    same for both frames). Test split: frame 0
     and a frame chosen from the item index (reproducible), not augmented.
 
     The epoch has ``len(videos) * num_repeats`` items, or ``len(ids) * num_repeats`` with ``id_sampling`` in
@@ -578,6 +584,10 @@ class FramesDataset(Dataset[dict[str, Any]]):
                 saturation=c.saturation,
                 hue=c.hue,
             )
+            if c.shape_aug > 0 and float(torch.rand(())) < c.shape_aug:
+                from .augment import reshape_pair
+
+                pair = reshape_pair(pair)
         item = {"source": pair[0].contiguous(), "driving": pair[1].contiguous(), "name": video.name}
         if self.is_train and self.config.augment and (self.config.webcam_aug > 0 or self.config.occluders > 0):
             item["driving_input"] = self.driving_input(item["driving"], frames)

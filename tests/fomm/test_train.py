@@ -530,6 +530,29 @@ def test_cli_trains_on_videos_and_refuses_to_overwrite(tmp_path, capsys):
     assert len(err) == 1 and err[0].startswith("fomm.train: error: ") and "does not exist" in err[0]
 
 
+def test_cli_scales_set_the_perceptual_pyramid_and_resume_keeps_them(tmp_path, capsys):
+    """``--scales`` (a coarse, cheaper stage) reaches the trainer's pyramid and the run's settings; ``--resume``
+    keeps the run's scales unless given again; a bad list is a one-line error."""
+    from fomm.train.__main__ import _train_config, build_parser, main
+
+    parser = build_parser()
+    args = parser.parse_args(["--data", "d", "--out", "o", "--scales", "0.5,0.25"])
+    assert _train_config(args, fomm.preset("tiny-256"), None).scales == (0.5, 0.25)
+    default = parser.parse_args(["--data", "d", "--out", "o"])
+    assert _train_config(default, fomm.preset("tiny-256"), None).scales == (1.0, 0.5, 0.25, 0.125)
+    data = write_videos(tmp_path / "data")
+    out = tmp_path / "run"
+    common = [*CLI_ARGS, "--batch-size", "1", "--workers", "0"]
+    assert main(["--data", str(data), "--out", str(out), *common, "--max-steps", "1", "--scales", "0.5,0.25"]) == 0
+    assert json.loads((out / "train_config.json").read_text())["scales"] == [0.5, 0.25]
+    assert main(["--resume", str(out), "--max-steps", "2"]) == 0
+    assert json.loads((out / "train_config.json").read_text())["scales"] == [0.5, 0.25]
+    for bad in ("0.5,x", "0,0.5", "1.5"):
+        assert main(["--data", str(data), "--out", str(tmp_path / "x"), "--scales", bad]) == 2
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and "--scales" in err[0] and "numbers in (0, 1]" in err[0], err
+
+
 @pytest.mark.slow
 def test_ddp_two_cpu_processes(tmp_path):
     data = write_videos(tmp_path / "data")
@@ -576,7 +599,13 @@ def test_resume_with_data_keeps_the_runs_id_sampling_and_augmentation(tmp_path: 
     run = tmp_path / "run"
     run.mkdir()
     (run / "checkpoint.safetensors").write_bytes(b"x")
-    record = {"data": str(tmp_path / "data"), "id_sampling": True, "webcam_aug": 0.3, "occluders": 0.2}
+    record = {
+        "data": str(tmp_path / "data"),
+        "id_sampling": True,
+        "webcam_aug": 0.3,
+        "occluders": 0.2,
+        "shape_aug": 0.4,
+    }
     (run / RUN_RECORD).write_text(json.dumps(record))
     for data in (None, tmp_path / "other"):
         args = argparse.Namespace(
@@ -586,9 +615,10 @@ def test_resume_with_data_keeps_the_runs_id_sampling_and_augmentation(tmp_path: 
             id_sampling=False,
             webcam_aug=None,
             occluders=None,
+            shape_aug=None,
         )
         _run_paths(args)
-        assert args.id_sampling is True and (args.webcam_aug, args.occluders) == (0.3, 0.2)
+        assert args.id_sampling is True and (args.webcam_aug, args.occluders, args.shape_aug) == (0.3, 0.2, 0.4)
         assert args.data == (data or tmp_path / "data") and args.out == run
 
 

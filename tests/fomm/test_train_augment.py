@@ -1,5 +1,6 @@
-"""Webcam-like degradation and synthetic occluders of the keypoint detector's copy of the driving frame
-(fomm.train.augment, FramesDataset's ``driving_input``, the trainer's use of it and the CLI flags)."""
+"""Webcam-like degradation and synthetic occluders of the keypoint detector's copy of the driving frame, and the
+face-shape warp of whole pairs (fomm.train.augment, FramesDataset's ``driving_input``, the trainer's use of it and
+the CLI flags)."""
 
 from __future__ import annotations
 
@@ -14,7 +15,8 @@ import torch
 cv2 = pytest.importorskip("cv2")
 
 import fomm  # noqa: E402
-from fomm.train.augment import degrade_webcam, paste_occluder  # noqa: E402
+from fomm.train import augment  # noqa: E402
+from fomm.train.augment import degrade_webcam, paste_occluder, reshape_pair  # noqa: E402
 from fomm.train.data import DatasetConfig, DatasetError, FramesDataset  # noqa: E402
 
 S = 64
@@ -216,3 +218,89 @@ def test_cli_trains_with_both_augmentations_and_resumes(root: Path, tmp_path: Pa
     assert (record["webcam_aug"], record["occluders"]) == (1.0, 0.5)
     log = [json.loads(line) for line in (out / "log.jsonl").read_text().splitlines()]
     assert [r["step"] for r in log] == [1, 2]
+
+
+def _square_pair(shift: int, size: int = 96, half: int = 12) -> torch.Tensor:
+    """Source: a white square centred in a black frame; driving: the same square moved right by ``shift`` px."""
+    pair = torch.zeros(2, 3, size, size)
+    c = size // 2
+    pair[0, :, c - half : c + half, c - half : c + half] = 1.0
+    pair[1, :, c - half : c + half, c - half + shift : c + half + shift] = 1.0
+    return pair
+
+
+def _extent(frame: torch.Tensor) -> tuple[float, float, float]:
+    """Width, height and centre x (px) of the bright region of ``(3, H, W)``, from its mass per row/column."""
+    mask = frame.mean(0)
+    xs = torch.arange(mask.shape[1], dtype=torch.float32)
+    width = float(mask.sum(1).max())  # bright pixels per row
+    height = float(mask.sum(0).max())  # per column
+    centre = float((mask.sum(0) * xs).sum() / mask.sum())
+    return width, height, centre
+
+
+@pytest.mark.parametrize(("scale_x", "scale_y"), [(1.15, 0.85), (0.85, 1.15)])
+def test_reshape_pair_scales_both_frames_alike_and_keeps_their_motion(monkeypatch, scale_x, scale_y) -> None:
+    """With the shear and spline off and fixed scale factors, a 24 px square becomes 24 s_x by 24 s_y in both
+    frames, and the 8 px motion between them becomes 8 s_x: the same motion by a differently shaped face."""
+    draws = iter((scale_x, scale_y, 0.0))
+    monkeypatch.setattr(augment, "_uniform", lambda low, high, generator: next(draws))
+    monkeypatch.setattr(augment, "SHAPE_TPS_SIGMA", 0.0)
+    pair = _square_pair(8)
+    before = pair.clone()
+    out = reshape_pair(pair)
+    assert torch.equal(pair, before) and out.shape == pair.shape and out.dtype == torch.float32
+    (w0, h0, x0), (w1, h1, x1) = _extent(out[0]), _extent(out[1])
+    for width, height in ((w0, h0), (w1, h1)):
+        assert width == pytest.approx(24 * scale_x, abs=1.0) and height == pytest.approx(24 * scale_y, abs=1.0)
+    assert x1 - x0 == pytest.approx(8 * scale_x, abs=0.5)
+
+
+def test_reshape_pair_random_draws_stay_in_range_and_warp_both_frames_the_same(monkeypatch) -> None:
+    still = _square_pair(0)  # source == driving: one warp for both keeps them equal
+    low, high = (24 * s for s in augment.SHAPE_SCALE)
+    for tps in (0.0, augment.SHAPE_TPS_SIGMA):
+        monkeypatch.setattr(augment, "SHAPE_TPS_SIGMA", tps)
+        changed = []
+        for seed in range(12):
+            out = reshape_pair(still, generator=torch.Generator().manual_seed(seed))
+            assert torch.allclose(out[0], out[1], atol=1e-6)
+            assert float(out.min()) >= 0.0 and float(out.max()) <= 1.0
+            if tps == 0.0:  # scale and shear only: the square's size stays in the scale range
+                width, height, _ = _extent(out[0])
+                assert low - 1.0 <= width <= high + 1.0 and low - 1.0 <= height <= high + 1.0, (seed, width, height)
+            changed.append(float((out - still).abs().max()))
+        assert min(changed) > 0.1  # every draw reshapes
+    again = reshape_pair(still, generator=torch.Generator().manual_seed(3))
+    assert torch.equal(again, reshape_pair(still, generator=torch.Generator().manual_seed(3)))
+    with pytest.raises(ValueError, match=r"expected a \(N, 3, H, W\) pair"):
+        reshape_pair(still[0])
+
+
+def test_shape_aug_in_the_dataset_changes_both_frames_and_is_off_by_default(root: Path) -> None:
+    assert DatasetConfig(root=root, image_size=S).shape_aug == 0.0
+    clean = _items(root, 7)
+    shaped = _items(root, 7, shape_aug=1.0)
+    for a, b in zip(clean, shaped, strict=True):
+        assert set(b) == {"source", "driving", "name"}  # the loss target itself is reshaped: no detector copy
+        assert float((a["source"] - b["source"]).abs().max()) > 0.05
+        assert float((a["driving"] - b["driving"]).abs().max()) > 0.05
+    with pytest.raises(DatasetError, match=r"DatasetConfig.shape_aug must be a number in \[0, 1\], got 2"):
+        DatasetConfig(root=root, shape_aug=2)
+
+
+def test_cli_shape_aug_reaches_the_dataset_the_run_record_and_resume(root: Path, tmp_path: Path, capsys) -> None:
+    from fomm.train.__main__ import _dataset, _run_paths, _write_run_record, build_parser, main
+
+    parser = build_parser()
+    args = parser.parse_args(["--data", str(root), "--out", str(tmp_path), "--shape-aug", "0.4"])
+    assert _dataset(args, S).config.shape_aug == 0.4
+    _write_run_record(args)
+    assert json.loads((tmp_path / "run.json").read_text())["shape_aug"] == 0.4
+    (tmp_path / "checkpoint.safetensors").write_bytes(b"")
+    resumed = parser.parse_args(["--resume", str(tmp_path)])
+    _run_paths(resumed)
+    assert resumed.shape_aug == 0.4
+    assert main(["--data", str(root), "--out", str(tmp_path / "x"), "--shape-aug", "1.5"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "--shape-aug" in err[0] and "probability in [0, 1]" in err[0]
