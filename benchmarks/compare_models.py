@@ -1,6 +1,7 @@
 """Compare trained models on people and clips as a new user meets them (issue 10): reconstruction (L1, AKD,
 AED, with the copy-frame-0 baseline) and cross-identity motion following (roll, yaw, pitch, mouth, eyes: r and
-amplitude ratio, with the copy-first-frame baseline), in one run, plus a PNG strip (driver | model | model...).
+amplitude ratio, with the copy-first-frame baseline), in one run, plus a PNG strip (driver | model | model...)
+and how consistently the keypoints sit on the same face parts across the people (keypoint spread).
 
 Material (from the offline sources of ``fomm prepare-data`` and the held-out ``EVAL_SOURCES``, SHA-256
 checked), one fixed face crop per clip:
@@ -34,10 +35,10 @@ import torch
 import fomm
 from fomm.media.assets import DEFAULT_AVATAR
 from fomm.media.faces import default_detector
-from fomm.media.image import crop_resize, fit_square, load_image, square_box
+from fomm.media.image import crop_resize, fit_square, load_image, square_box, to_tensor
 from fomm.media.video import open_frames
 from fomm.train.evaluate import AnimatorReconstructor, evaluate, read_video
-from fomm.train.motion import MODEL, AnimatorPuppeteer, evaluate_motion
+from fomm.train.motion import MODEL, AnimatorPuppeteer, evaluate_motion, keypoint_spread
 from fomm.train.prepare import EVAL_SOURCES, SOURCES, fetch_sources
 
 SIZE = 256
@@ -63,6 +64,32 @@ def _avatars(paths: dict[str, Path]) -> list[tuple[str, np.ndarray]]:
         ("astronaut", load_image(paths["astronaut"])),
     ]
     return [(name, fit_square(image, SIZE, "face", landmarker=detector)) for name, image in images]
+
+
+def _consistency(model: fomm.Fomm, faces: list[tuple[str, np.ndarray]]) -> dict[str, object]:
+    """Keypoint spread across the people (:func:`fomm.train.motion.keypoint_spread`, eye distances): the model's
+    keypoints, and face-blind keypoints (the model's mean positions, the same in every image) for scale."""
+    detector = default_detector()
+    names, keypoints, landmarks = [], [], []
+    for name, image in faces:
+        points = detector.landmarks(image)
+        if points is None:
+            continue
+        with torch.no_grad():
+            value = model.kp_detector(to_tensor(image)).value[0].numpy()
+        size = image.shape[0]
+        names.append(name)
+        keypoints.append(value)
+        landmarks.append(np.asarray(points, dtype=np.float64)[:, :2] * 2.0 / (size - 1) - 1.0)  # to [-1, 1]
+    kp, lm = np.stack(keypoints), np.stack(landmarks)
+    spread = keypoint_spread(kp, lm)
+    blind = keypoint_spread(np.broadcast_to(kp.mean(0), kp.shape), lm)
+    return {
+        "faces": names,
+        "per_keypoint": spread.tolist(),
+        "mean": float(spread.mean()),
+        "face_blind": float(blind.mean()),
+    }
 
 
 def _signals(row) -> dict[str, dict[str, object]]:
@@ -153,6 +180,8 @@ def main(argv: list[str] | None = None) -> int:
         ("pexels", by_name["pexels"], driver_index["pexels"] * len(avatars) + 1),
     ]
     strips: dict[str, dict[str, np.ndarray]] = {name: {} for name, _, _ in strip_clips}
+    # one neutral-ish face of every person: the avatars and each driver's first frame
+    people = [*avatars, *((f"{name} frame 0", frames[0]) for name, frames in drivers)]
     for name, path in models:
         loaded = fomm.load_checkpoint(path, device="cpu")
         recon = evaluate(AnimatorReconstructor(loaded.model), iter(clips), faces="auto", baseline=True)
@@ -171,6 +200,7 @@ def main(argv: list[str] | None = None) -> int:
                 for r in motion.rows
             ],
             "motion_summary": {m: motion.summary(m) for m in {r.method for r in motion.rows}},
+            "keypoint_spread": _consistency(loaded.model, people),
         }
         report["models"][name] = entry  # type: ignore[index]
         for clip_name, _, pair in strip_clips:
@@ -218,6 +248,12 @@ def main(argv: list[str] | None = None) -> int:
                     a = "-" if m["amplitude"] is None else f"{m['amplitude']:.2f}"
                     cells.append(f"{s} {r}/{a} ({m['pairs']})")
             print(f"  {name} [{method}]: " + ", ".join(cells))
+    print()
+    print("keypoint spread across people (eye distances; 0: every keypoint on the same face part in everyone):")
+    for name, entry in report["models"].items():  # type: ignore[union-attr]
+        k = entry["keypoint_spread"]
+        per = " ".join(f"{v:.2f}" for v in k["per_keypoint"])
+        print(f"  {name}: mean {k['mean']:.2f} (face-blind {k['face_blind']:.2f}; {len(k['faces'])} faces): {per}")
     print(f"saved {args.out / 'compare.json'} and strips {report['strips']} in {report['seconds']:.0f} s")
     return 0
 

@@ -345,3 +345,42 @@ def test_evaluate_command_prints_the_motion_table_and_the_baselines(
     assert main([*argv[:-2], str(tmp_path / "missing.png")]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "--avatar" in err[0] and "missing.png" in err[0]
+
+
+# --- keypoint consistency across people -----------------------------------------------------------------------
+
+
+def _placed(points: np.ndarray, angle: float, scale: float, shift: tuple[float, float]) -> np.ndarray:
+    c, s = np.cos(angle), np.sin(angle)
+    return points @ (scale * np.array([[c, -s], [s, c]])).T + np.array(shift)
+
+
+def test_keypoint_spread_is_zero_for_keypoints_on_the_same_face_parts() -> None:
+    from fomm.train.motion import FACE_TEMPLATE, keypoint_spread
+
+    rng = np.random.default_rng(0)
+    parts = rng.uniform(-1.0, 2.0, (10, 2))  # where each keypoint sits on a face, in the template's frame
+    poses = [(rng.uniform(-0.5, 0.5), rng.uniform(0.15, 0.5), tuple(rng.uniform(-0.4, 0.4, 2))) for _ in range(6)]
+    landmarks = np.stack([_placed(FACE_TEMPLATE, *pose) for pose in poses])
+    keypoints = np.stack([_placed(parts, *pose) for pose in poses])
+    assert keypoint_spread(keypoints, landmarks).max() < 1e-9
+
+
+def test_keypoint_spread_of_face_blind_keypoints_is_the_faces_offset_in_eye_distances() -> None:
+    """Two faces 0.25 wide (eye distance), 0.2 apart horizontally; keypoints at the same image positions in
+    both: once aligned they are 0.2 / 0.25 = 0.8 eye distances apart, 0.4 from their mean."""
+    from fomm.train.motion import FACE_TEMPLATE, keypoint_spread
+
+    landmarks = np.stack(
+        [_placed(FACE_TEMPLATE, 0.0, 0.25, (-0.1, 0.0)), _placed(FACE_TEMPLATE, 0.0, 0.25, (0.1, 0.0))]
+    )
+    fixed = np.random.default_rng(1).uniform(-1.0, 1.0, (1, 7, 2)).repeat(2, axis=0)
+    np.testing.assert_allclose(keypoint_spread(fixed, landmarks), 0.4, atol=1e-9)
+    # noise on the landmarks of one face only moves the spread a little
+    noisy = landmarks.copy()
+    noisy[0] += np.random.default_rng(2).normal(0.0, 0.002, (5, 2))
+    np.testing.assert_allclose(keypoint_spread(fixed, noisy), 0.4, atol=0.05)
+    with pytest.raises(ValueError, match="N >= 2 faces"):
+        keypoint_spread(fixed[:1], landmarks[:1])
+    with pytest.raises(ValueError, match=r"\(N, 5, 2\) landmarks"):
+        keypoint_spread(fixed, landmarks[:, :4])
