@@ -898,6 +898,10 @@ def _convert(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+#: Training levers ``fomm info`` names when a checkpoint's record has them on (probabilities).
+_LEVERS = ("webcam_aug", "occluders", "shape_aug")
+
+
 def _info(args: argparse.Namespace) -> int:
     from fomm.checkpoint import SECTIONS, matching_presets, read_training_record
 
@@ -918,9 +922,15 @@ def _info(args: argparse.Namespace) -> int:
     record = read_training_record(args.checkpoint)
     while record:
         minutes = float(record.get("seconds", 0.0)) / 60.0
+        levers = [f"{name.replace('_', '-')} {record[name]:g}" for name in _LEVERS if record.get(name)]
+        if record.get("id_sampling"):
+            levers.append("id-sampling")
+        if record.get("scales") and list(record["scales"]) != [1.0, 0.5, 0.25, 0.125]:
+            levers.append("scales " + ",".join(f"{v:g}" for v in record["scales"]))
         lines.append(
             f"trained: {record.get('steps')} steps in {minutes:.1f} min on {record.get('device')}, batch "
             f"{record.get('batch_size')}, data {record.get('data')}"
+            + (f" ({', '.join(levers)})" if levers else "")
             + (f", from {record['init']}" if record.get("init") else ", from random initialisation")
         )
         record = record.get("init_training")

@@ -329,6 +329,7 @@ def _provenance(args: argparse.Namespace) -> dict[str, Any]:
 
     record: dict[str, Any] = {
         "data": str(args.data),
+        "id_sampling": bool(args.id_sampling),
         "webcam_aug": float(args.webcam_aug or 0.0),
         "occluders": float(args.occluders or 0.0),
         "shape_aug": float(args.shape_aug or 0.0),

@@ -1090,6 +1090,7 @@ class Trainer:
             "amp": self.config.amp,
             "lr": self.config.lr_generator,
             "features": self.config.features,
+            "scales": list(self.config.scales),
             "torch": torch.__version__,
             **self.provenance,
         }

@@ -636,17 +636,23 @@ def test_checkpoints_record_how_they_were_trained(tmp_path, capsys):
     record = read_training_record(first / "checkpoint.safetensors")
     assert record["steps"] == 2 and record["seconds"] > 0 and record["device"].startswith("cpu")
     assert record["webcam_aug"] == 0.5 and record["occluders"] == 0.0 and record["data"] == str(data.resolve())
+    assert record["id_sampling"] is False and record["scales"] == [1.0, 0.5, 0.25, 0.125]
     assert "init" not in record
     assert main(["--resume", str(first / "checkpoint.safetensors"), "--max-steps", "3"]) == 0
     resumed = read_training_record(first / "checkpoint.safetensors")
     assert resumed["steps"] == 3 and resumed["seconds"] > record["seconds"] and resumed["webcam_aug"] == 0.5
     second = tmp_path / "second"
     init = first / "checkpoint.safetensors"
-    assert main(["--data", str(data), "--out", str(second), *common, "--max-steps", "1", "--init", str(init)]) == 0
+    levers = ["--id-sampling", "--scales", "0.5,0.25", "--shape-aug", "0.25"]
+    assert (
+        main(["--data", str(data), "--out", str(second), *common, "--max-steps", "1", "--init", str(init), *levers])
+        == 0
+    )
     chained = read_training_record(second / "checkpoint.safetensors")
     assert chained["steps"] == 1 and chained["init"] == str(init) and chained["init_training"]["steps"] == 3
     capsys.readouterr()
     assert fomm_main(["info", str(second / "checkpoint.safetensors")]) == 0
     trained = [line for line in capsys.readouterr().out.splitlines() if line.startswith("trained:")]
     assert len(trained) == 2 and trained[0].startswith("trained: 1 steps") and "from random" in trained[1]
+    assert "(shape-aug 0.25, id-sampling, scales 0.5,0.25)" in trained[0] and "(webcam-aug 0.5)" in trained[1]
     assert read_training_record(tmp_path / "nothing.safetensors") is None
