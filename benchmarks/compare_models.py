@@ -66,26 +66,27 @@ def _avatars(paths: dict[str, Path]) -> list[tuple[str, np.ndarray]]:
     return [(name, fit_square(image, SIZE, "face", landmarker=detector)) for name, image in images]
 
 
-def _consistency(model: fomm.Fomm, faces: list[tuple[str, np.ndarray]]) -> dict[str, object]:
-    """Keypoint spread across the people (:func:`fomm.train.motion.keypoint_spread`, eye distances): the model's
-    keypoints, and face-blind keypoints (the model's mean positions, the same in every image) for scale."""
+def _face_points(faces: list[tuple[str, np.ndarray]]) -> list[tuple[str, np.ndarray, np.ndarray]]:
+    """``(name, image, 5 points in [-1, 1])`` of each face YuNet finds (once for all models)."""
     detector = default_detector()
-    names, keypoints, landmarks = [], [], []
+    found = []
     for name, image in faces:
         points = detector.landmarks(image)
-        if points is None:
-            continue
-        with torch.no_grad():
-            value = model.kp_detector(to_tensor(image)).value[0].numpy()
-        size = image.shape[0]
-        names.append(name)
-        keypoints.append(value)
-        landmarks.append(np.asarray(points, dtype=np.float64)[:, :2] * 2.0 / (size - 1) - 1.0)  # to [-1, 1]
-    kp, lm = np.stack(keypoints), np.stack(landmarks)
+        if points is not None:
+            found.append((name, image, np.asarray(points, np.float64)[:, :2] * 2.0 / (image.shape[0] - 1) - 1.0))
+    return found
+
+
+def _consistency(model: fomm.Fomm, faces: list[tuple[str, np.ndarray, np.ndarray]]) -> dict[str, object]:
+    """Keypoint spread across the people (:func:`fomm.train.motion.keypoint_spread`, eye distances): the model's
+    keypoints, and face-blind keypoints (the model's mean positions, the same in every image) for scale."""
+    with torch.no_grad():
+        kp = np.stack([model.kp_detector(to_tensor(image)).value[0].numpy() for _, image, _ in faces])
+    lm = np.stack([points for _, _, points in faces])
     spread = keypoint_spread(kp, lm)
     blind = keypoint_spread(np.broadcast_to(kp.mean(0), kp.shape), lm)
     return {
-        "faces": names,
+        "faces": [name for name, _, _ in faces],
         "per_keypoint": spread.tolist(),
         "mean": float(spread.mean()),
         "face_blind": float(blind.mean()),
@@ -181,7 +182,7 @@ def main(argv: list[str] | None = None) -> int:
     ]
     strips: dict[str, dict[str, np.ndarray]] = {name: {} for name, _, _ in strip_clips}
     # one neutral-ish face of every person: the avatars and each driver's first frame
-    people = [*avatars, *((f"{name} frame 0", frames[0]) for name, frames in drivers)]
+    people = _face_points([*avatars, *((f"{name} frame 0", frames[0]) for name, frames in drivers)])
     for name, path in models:
         loaded = fomm.load_checkpoint(path, device="cpu")
         recon = evaluate(AnimatorReconstructor(loaded.model), iter(clips), faces="auto", baseline=True)

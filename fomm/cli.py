@@ -898,12 +898,9 @@ def _convert(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-#: Training levers ``fomm info`` names when a checkpoint's record has them on (probabilities).
-_LEVERS = ("webcam_aug", "occluders", "shape_aug")
-
-
 def _info(args: argparse.Namespace) -> int:
     from fomm.checkpoint import SECTIONS, matching_presets, read_training_record
+    from fomm.train.names import AUGMENTATION_LEVERS, DEFAULT_SCALES
 
     config = _config_for(args.config)
     loaded = fomm.load_checkpoint(args.checkpoint, config, with_discriminator=None)  # errors name the file
@@ -922,10 +919,10 @@ def _info(args: argparse.Namespace) -> int:
     record = read_training_record(args.checkpoint)
     while record:
         minutes = float(record.get("seconds", 0.0)) / 60.0
-        levers = [f"{name.replace('_', '-')} {record[name]:g}" for name in _LEVERS if record.get(name)]
+        levers = [f"{name.replace('_', '-')} {record[name]:g}" for name in AUGMENTATION_LEVERS if record.get(name)]
         if record.get("id_sampling"):
             levers.append("id-sampling")
-        if record.get("scales") and list(record["scales"]) != [1.0, 0.5, 0.25, 0.125]:
+        if record.get("scales") and tuple(record["scales"]) != DEFAULT_SCALES:
             levers.append("scales " + ",".join(f"{v:g}" for v in record["scales"]))
         lines.append(
             f"trained: {record.get('steps')} steps in {minutes:.1f} min on {record.get('device')}, batch "

@@ -33,6 +33,7 @@ from ..cli_errors import CliError, RaisingParser
 from ..config import ConfigError, FommConfig, load_yaml_config, preset
 from ..model import build_fomm
 from .losses import FeatureNetworkError
+from .names import AUGMENTATION_LEVERS
 from .trainer import CHECKPOINT_NAME, TrainConfig, Trainer, TrainError, load_train_config
 
 __all__ = ["build_parser", "main"]
@@ -209,12 +210,17 @@ def _run_paths(args: argparse.Namespace) -> None:
 
 def _augmentation_from_record(args: argparse.Namespace, record: dict[str, Any]) -> None:
     """The run's ``--webcam-aug`` / ``--occluders`` / ``--shape-aug`` where the command line does not give them."""
-    for name in ("webcam_aug", "occluders", "shape_aug"):
+    for name in AUGMENTATION_LEVERS:
         if getattr(args, name) is None:
             value = float(record.get(name, 0.0))
             if not 0.0 <= value <= 1.0:
                 raise ValueError(f"{name} must be a probability in [0, 1], got {value}")
             setattr(args, name, value)
+
+
+def _augmentation(args: argparse.Namespace) -> dict[str, float]:
+    """The run's augmentation probabilities (:data:`AUGMENTATION_LEVERS`; unset: 0)."""
+    return {name: float(getattr(args, name) or 0.0) for name in AUGMENTATION_LEVERS}
 
 
 def _write_run_record(args: argparse.Namespace) -> None:
@@ -224,9 +230,7 @@ def _write_run_record(args: argparse.Namespace) -> None:
     record = {
         "data": str(args.data.resolve()),
         "id_sampling": bool(args.id_sampling),
-        "webcam_aug": float(args.webcam_aug or 0.0),
-        "occluders": float(args.occluders or 0.0),
-        "shape_aug": float(args.shape_aug or 0.0),
+        **_augmentation(args),
     }
     (args.out / RUN_RECORD).write_text(json.dumps(record, indent=2) + "\n")
 
@@ -308,9 +312,7 @@ def _dataset(args: argparse.Namespace, image_size: int) -> Any:
         image_size=image_size,
         split="train",
         id_sampling=args.id_sampling,
-        webcam_aug=float(args.webcam_aug or 0.0),
-        occluders=float(args.occluders or 0.0),
-        shape_aug=float(args.shape_aug or 0.0),
+        **_augmentation(args),
     )
     return FramesDataset(config)
 
@@ -330,9 +332,7 @@ def _provenance(args: argparse.Namespace) -> dict[str, Any]:
     record: dict[str, Any] = {
         "data": str(args.data),
         "id_sampling": bool(args.id_sampling),
-        "webcam_aug": float(args.webcam_aug or 0.0),
-        "occluders": float(args.occluders or 0.0),
-        "shape_aug": float(args.shape_aug or 0.0),
+        **_augmentation(args),
     }
     dataset_json = Path(args.data) / "dataset.json"
     if dataset_json.is_file():

@@ -3,10 +3,17 @@ handling), kept free of torch so that ``fomm --help`` does not load it."""
 
 from __future__ import annotations
 
-__all__ = ["LANDMARK_CHOICES", "MOTION_LANDMARK_CHOICES", "DatasetError"]
+__all__ = ["AUGMENTATION_LEVERS", "DEFAULT_SCALES", "LANDMARK_CHOICES", "MOTION_LANDMARK_CHOICES", "DatasetError"]
 
 #: ``faces=`` / ``--landmarks`` choices: which landmark detector gives AKD (``off``: no face metrics).
 LANDMARK_CHOICES: tuple[str, ...] = ("auto", "fan", "dlib", "yunet", "off")
+
+#: Training augmentations given as probabilities (``--webcam-aug``, ``--occluders``, ``--shape-aug``): data set
+#: settings, kept in a run's ``run.json`` and in its checkpoints' training record.
+AUGMENTATION_LEVERS: tuple[str, ...] = ("webcam_aug", "occluders", "shape_aug")
+
+#: The perceptual loss's default image pyramid (``--scales``).
+DEFAULT_SCALES: tuple[float, ...] = (1.0, 0.5, 0.25, 0.125)
 
 #: ``--motion-landmarks`` choices: which landmarks measure motion following (FaceMesh, or YuNet's 5 points).
 MOTION_LANDMARK_CHOICES: tuple[str, ...] = ("auto", "facemesh", "yunet")

@@ -72,6 +72,7 @@ from .losses import (
     lsgan_generator_loss,
     perceptual_pyramid_loss,
 )
+from .names import DEFAULT_SCALES
 from .transforms import RandomTpsTransform, TransformParams
 
 __all__ = ["DistributedInfo", "TrainConfig", "TrainError", "Trainer", "load_train_config", "setup_distributed"]
@@ -147,7 +148,7 @@ class TrainConfig:
     betas: tuple[float, float] = (0.5, 0.999)
     batch_size: int = 40
     num_workers: int = 4
-    scales: tuple[float, ...] = (1.0, 0.5, 0.25, 0.125)
+    scales: tuple[float, ...] = DEFAULT_SCALES
     transform: TransformParams = field(default_factory=TransformParams)
     loss_weights: LossWeights = field(default_factory=LossWeights)
     checkpoint_every: int = 50
