@@ -922,6 +922,8 @@ def _info(args: argparse.Namespace) -> int:
         levers = [f"{name.replace('_', '-')} {record[name]:g}" for name in AUGMENTATION_LEVERS if record.get(name)]
         if record.get("id_sampling"):
             levers.append("id-sampling")
+        if record.get("face_anchor"):
+            levers.append(f"face-anchor {record['face_anchor']:g}")
         if record.get("scales") and tuple(record["scales"]) != DEFAULT_SCALES:
             levers.append("scales " + ",".join(f"{v:g}" for v in record["scales"]))
         lines.append(

@@ -156,6 +156,13 @@ def build_parser() -> argparse.ArgumentParser:
         help="probability that both frames of a pair are warped by one random face-shape change (wider, narrower, "
         "longer faces: the same motion by more face shapes); default 0 (off); --resume keeps the run's",
     )
+    parser.add_argument(
+        "--face-anchor",
+        type=_non_negative_float,
+        metavar="W",
+        help="weight of the face-anchor loss: keypoint k kept on the same face part in every person (YuNet "
+        "landmarks of each training frame); e.g. 10; default 0 (off); --resume keeps the run's",
+    )
     parser.add_argument("--seed", type=_int_at_least(0), help="random seed (default 0)")
     parser.add_argument("--amp", choices=("off", "bf16", "fp16"), help="autocast precision (default off)")
     parser.add_argument("--channels-last", action="store_true", help="channels-last memory format")
@@ -294,6 +301,8 @@ def _train_config(args: argparse.Namespace, model_config: FommConfig, yaml_path:
         weights = dataclasses.replace(weights, perceptual=(0.0,) * len(weights.perceptual), l1=10.0)
     if args.l1 is not None:
         weights = dataclasses.replace(weights, l1=args.l1)
+    if args.face_anchor is not None:
+        weights = dataclasses.replace(weights, face_anchor=args.face_anchor)
     if args.adversarial:
         blocks = model_config.discriminator.num_blocks
         matching = weights.feature_matching
@@ -304,7 +313,7 @@ def _train_config(args: argparse.Namespace, model_config: FommConfig, yaml_path:
     return dataclasses.replace(base, **changes)
 
 
-def _dataset(args: argparse.Namespace, image_size: int) -> Any:
+def _dataset(args: argparse.Namespace, image_size: int, *, landmarks: bool = False) -> Any:
     from .data import DatasetConfig, FramesDataset
 
     config = DatasetConfig(
@@ -312,6 +321,7 @@ def _dataset(args: argparse.Namespace, image_size: int) -> Any:
         image_size=image_size,
         split="train",
         id_sampling=args.id_sampling,
+        landmarks=landmarks,
         **_augmentation(args),
     )
     return FramesDataset(config)
@@ -372,7 +382,7 @@ def run(args: argparse.Namespace) -> int:
         if model.discriminator is not None and loaded.model.discriminator is not None:
             model.discriminator.load_state_dict(loaded.model.discriminator.state_dict())
         logger.info("initialised from %s", args.init)
-    dataset = _dataset(args, model_config.image_size)
+    dataset = _dataset(args, model_config.image_size, landmarks=train_config.loss_weights.face_anchor > 0)
     logger.info("data: %s (%d items)", args.data, len(dataset))
     with Trainer(model, train_config, dataset, args.out) as trainer:
         trainer.provenance = _provenance(args)

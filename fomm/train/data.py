@@ -102,6 +102,8 @@ class DatasetConfig:
         shape_aug: probability that both frames of a pair are warped by one random face-shape change (wider,
             narrower, longer, sheared, locally bent; :func:`fomm.train.augment.reshape_pair`): the same motion by
             a differently shaped face; 0 (default): never.
+        landmarks: add each frame's 5 face landmarks (YuNet, found on the final augmented frames) to the items,
+            for the face-anchor loss (``--face-anchor``).
     """
 
     root: Path
@@ -121,6 +123,7 @@ class DatasetConfig:
     webcam_aug: float = 0.0
     occluders: float = 0.0
     shape_aug: float = 0.0
+    landmarks: bool = False
 
     def __post_init__(self) -> None:
         if not isinstance(self.root, str | Path):
@@ -130,7 +133,7 @@ class DatasetConfig:
             raise DatasetError(f"DatasetConfig.image_size must be an integer >= 2, got {self.image_size!r}")
         if not _is_int(self.num_repeats) or self.num_repeats < 1:
             raise DatasetError(f"DatasetConfig.num_repeats must be an integer >= 1, got {self.num_repeats!r}")
-        for name in ("id_sampling", "augment", "horizontal_flip", "time_flip"):
+        for name in ("id_sampling", "augment", "horizontal_flip", "time_flip", "landmarks"):
             if not isinstance(getattr(self, name), bool):
                 raise DatasetError(f"DatasetConfig.{name} must be true or false, got {getattr(self, name)!r}")
         for name, top in (
@@ -508,12 +511,39 @@ def _to_float(frames: np.ndarray) -> torch.Tensor:
     return torch.from_numpy(frames).permute(0, 3, 1, 2).float().div_(255.0)
 
 
+def face_landmarks(frames: torch.Tensor, landmarker: Any) -> tuple[torch.Tensor, torch.Tensor]:
+    """The 5 face landmarks of each frame, in the keypoints' ``[-1, 1]`` coordinates.
+
+    Args:
+        frames: ``(N, 3, S, S)`` float RGB in ``[0, 1]``.
+        landmarker: has ``landmarks(image) -> (5, 2) pixel (x, y) | None`` for a ``(S, S, 3)`` uint8 RGB image
+            (:class:`fomm.media.faces.YuNetLandmarker`).
+
+    Returns:
+        ``(N, 5, 2)`` float32 points (``2 * pixel / (S - 1) - 1``; zeros where no face) and ``(N,)`` bool found.
+    """
+    import numpy as np
+    images = frames.mul(255.0).round_().clamp_(0, 255).to(torch.uint8).permute(0, 2, 3, 1).numpy()
+    points = torch.zeros((len(images), 5, 2), dtype=torch.float32)
+    found = torch.zeros(len(images), dtype=torch.bool)
+    for index, image in enumerate(images):
+        marks = landmarker.landmarks(np.ascontiguousarray(image))
+        if marks is not None:
+            scale = torch.tensor([image.shape[1] - 1, image.shape[0] - 1], dtype=torch.float32)
+            points[index] = torch.as_tensor(np.asarray(marks, np.float32)[:5, :2]) * 2.0 / scale - 1.0
+            found[index] = True
+    return points, found
+
+
 class FramesDataset(Dataset[dict[str, Any]]):
     """Pairs of frames of one video, for training FOMM (the original ``FramesDataset`` + ``DatasetRepeater``).
 
     An item is ``{"source": (3, S, S), "driving": (3, S, S), "name": str}``: float32 RGB in ``[0, 1]`` and the
     video's file or folder name; with ``config.webcam_aug`` or ``config.occluders`` (training split, augmented)
-    also ``"driving_input"`` ``(3, S, S)``, the keypoint detector's (degraded, occluded) copy of ``"driving"``.
+    also ``"driving_input"`` ``(3, S, S)``, the keypoint detector's (degraded, occluded) copy of ``"driving"``;
+    with ``config.landmarks`` also ``"landmarks"`` ``(2, 5, 2)`` float32, the source's and the driving frame's
+    5 YuNet points in ``[-1, 1]`` (``x = 2 * column / (S - 1) - 1``, as :func:`face_landmarks`), and
+    ``"landmarks_valid"`` ``(2,)`` bool (``False``: no face found; its points are 0).
     Training split: two distinct random frames of a video (in time order, then
     augmented: time flip, horizontal flip, colour jitter and, with ``config.shape_aug``, a face-shape warp, all the
     same for both frames). Test split: frame 0
@@ -540,6 +570,12 @@ class FramesDataset(Dataset[dict[str, Any]]):
         self.is_train = config.split == "train"
         self.use_ids = self.is_train and config.id_sampling
         self._reader = _VideoReader(config.image_size, config.max_frames_per_video, config.cache_mb)
+        self._landmarker: Any = None  # made on first use in each process (an OpenCV object does not pickle)
+
+    def __getstate__(self) -> dict[str, Any]:
+        state = self.__dict__.copy()
+        state["_landmarker"] = None
+        return state
 
     def __len__(self) -> int:
         base = len(self.ids) if self.use_ids else len(self.videos)
@@ -591,6 +627,12 @@ class FramesDataset(Dataset[dict[str, Any]]):
         item = {"source": pair[0].contiguous(), "driving": pair[1].contiguous(), "name": video.name}
         if self.is_train and self.config.augment and (self.config.webcam_aug > 0 or self.config.occluders > 0):
             item["driving_input"] = self.driving_input(item["driving"], frames)
+        if self.config.landmarks:
+            if self._landmarker is None:
+                from ..media.faces import YuNetLandmarker
+
+                self._landmarker = YuNetLandmarker()
+            item["landmarks"], item["landmarks_valid"] = face_landmarks(pair, self._landmarker)
         return item
 
     def driving_input(self, driving: torch.Tensor, frames: torch.Tensor) -> torch.Tensor:

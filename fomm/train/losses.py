@@ -38,9 +38,11 @@ from ..geometry import inverse_2x2
 from ..hashing import sha256_file
 from ..keypoints import Keypoints
 from ..layers import AntiAliasInterpolation2d
+from .face_frame import align_to_face
 from .transforms import RandomTpsTransform
 
 __all__ = [
+    "FACE_ANCHOR_MARGIN",
     "HED_WEIGHTS_SHA256",
     "FeatureNetwork",
     "FeatureNetworkError",
@@ -50,6 +52,7 @@ __all__ = [
     "Vgg19Features",
     "equivariance_losses",
     "export_feature_weights",
+    "face_anchor_loss",
     "feature_matching_loss",
     "find_feature_weights",
     "l1_pyramid_loss",
@@ -586,6 +589,56 @@ def equivariance_losses(
     return value_loss, jacobian_loss
 
 
+#: Keypoints may wander this far (eye distances, in the shared face frame) from where the same keypoint sits in
+#: the batch's other faces before :func:`face_anchor_loss` pulls them back: room for expression and head turns.
+FACE_ANCHOR_MARGIN = 0.2
+
+
+def face_anchor_loss(
+    keypoints: torch.Tensor,
+    landmarks: torch.Tensor,
+    valid: torch.Tensor,
+    *,
+    weight: float = 1.0,
+    margin: float = FACE_ANCHOR_MARGIN,
+) -> torch.Tensor:
+    """Ties keypoint ``k`` to the same part of every face (not in the original).
+
+    Relative motion transfer moves the avatar's keypoint ``k`` as the driver's keypoint ``k`` moves, which is right
+    only when both sit on the same part of the face. Each frame's keypoints are mapped into the shared face frame
+    by its landmarks (:func:`~fomm.train.face_frame.align_to_face`); a keypoint further than ``margin`` from the
+    mean position of keypoint ``k`` over the batch's frames is pulled towards it:
+    ``weight * mean_{b,k} max(0, |a_bk - mean_b a_bk| - margin)`` over the frames with landmarks.
+
+    Args:
+        keypoints: ``(B, K, 2)`` keypoint values.
+        landmarks: ``(B, 5, 2)`` each frame's 5 face landmarks in the keypoints' coordinates (constants).
+        valid: ``(B,)`` bool: the frame's landmarks were found (others take no part).
+        weight: the loss weight.
+        margin: free distance in eye distances.
+
+    Returns:
+        The 0-d float32 loss; 0 (still connected to ``keypoints``) with fewer than two valid frames.
+
+    Raises:
+        ValueError: mismatched shapes.
+    """
+    if keypoints.ndim != 3 or keypoints.shape[-1] != 2:
+        raise ValueError(f"expected (B, K, 2) keypoints, got {tuple(keypoints.shape)}")
+    batch = keypoints.shape[0]
+    if tuple(landmarks.shape) != (batch, 5, 2) or tuple(valid.shape) != (batch,):
+        raise ValueError(
+            f"expected ({batch}, 5, 2) landmarks and ({batch},) valid flags, got {tuple(landmarks.shape)} and "
+            f"{tuple(valid.shape)}"
+        )
+    valid = valid.to(device=keypoints.device, dtype=torch.bool)
+    if int(valid.sum()) < 2:
+        return keypoints.float().sum() * 0.0
+    aligned = align_to_face(keypoints[valid].float(), landmarks[valid].to(keypoints.device).float())
+    distance = (aligned - aligned.mean(0, keepdim=True)).norm(dim=-1)  # (B_valid, K)
+    return weight * (distance - margin).clamp_min(0.0).mean()
+
+
 def lsgan_generator_loss(fake_maps: Mapping[str, torch.Tensor], weight: float = 1.0) -> torch.Tensor:
     """``sum_scales weight * mean((1 - D(fake))^2)``; ``fake_maps`` are the discriminator's prediction maps."""
     total = next(iter(fake_maps.values())).new_zeros((), dtype=torch.float32)
@@ -646,6 +699,8 @@ class LossWeights:
         discriminator_gan: LSGAN discriminator term.
         feature_matching: per discriminator block; used only when ``generator_gan`` is on.
         l1: pixel L1 over the pyramid (not in the original; 0 = off).
+        face_anchor: keypoints tied to the same face parts across people (:func:`face_anchor_loss`; not in the
+            original; 0 = off; the data set then adds face landmarks to its items).
     """
 
     perceptual: tuple[float, ...] = (10.0, 10.0, 10.0, 10.0, 10.0)
@@ -655,11 +710,19 @@ class LossWeights:
     discriminator_gan: float = 1.0
     feature_matching: tuple[float, ...] = (10.0, 10.0, 10.0, 10.0)
     l1: float = 0.0
+    face_anchor: float = 0.0
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "perceptual", _weights("perceptual", self.perceptual))
         object.__setattr__(self, "feature_matching", _weights("feature_matching", self.feature_matching))
-        for name in ("equivariance_value", "equivariance_jacobian", "generator_gan", "discriminator_gan", "l1"):
+        for name in (
+            "equivariance_value",
+            "equivariance_jacobian",
+            "generator_gan",
+            "discriminator_gan",
+            "l1",
+            "face_anchor",
+        ):
             value = getattr(self, name)
             if not isinstance(value, int | float) or value < 0:
                 raise ConfigError(f"loss_weights.{name} must be a number >= 0, got {value!r}")

@@ -59,6 +59,7 @@ from fomm.animator import AnimationOptions, Animator
 from fomm.media.errors import MediaError
 from fomm.model import Fomm
 from fomm.train.evaluate import BASELINE_NAME, _safe_name, _write_json
+from fomm.train.face_frame import align_to_face
 from fomm.train.names import MOTION_LANDMARK_CHOICES
 
 if TYPE_CHECKING:
@@ -292,31 +293,15 @@ class MotionLandmarks:
 
 # --- keypoint consistency across people ----------------------------------------------------------------------------
 
-#: Where a face's 5 points (right eye, left eye, nose tip, right and left mouth corners, image left to right as
-#: YuNet orders them) sit in the face frame of :func:`keypoint_spread`: eyes 1 apart on the x axis, y down.
-FACE_TEMPLATE = np.array([[-0.5, 0.0], [0.5, 0.0], [0.0, 0.55], [-0.4, 1.0], [0.4, 1.0]])
-
-
-def _similarity(points: np.ndarray, template: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Least-squares similarity (rotation, uniform scale, translation; no reflection) taking ``points`` onto
-    ``template``: returns ``(M, t)`` with ``template ~ points @ M.T + t``."""
-    mu_p, mu_t = points.mean(0), template.mean(0)
-    p, t = points - mu_p, template - mu_t
-    u, sv, vt = np.linalg.svd(t.T @ p)
-    d = np.sign(np.linalg.det(u @ vt)) or 1.0
-    rotation = u @ np.diag([1.0, d]) @ vt
-    scale = (sv * [1.0, d]).sum() / (p**2).sum()
-    m = scale * rotation
-    return m, mu_t - m @ mu_p
-
 
 def keypoint_spread(keypoints: np.ndarray, landmarks: np.ndarray) -> np.ndarray:
     """How far each keypoint wanders between faces once the faces are aligned: a keypoint detector whose
     keypoint ``k`` sits on the same part of every face (as relative motion transfer to another person needs)
     scores near 0; one that ignores the face scores about the spread of the faces' positions in their frames.
 
-    Each face's 5 points are mapped onto :data:`FACE_TEMPLATE` by a least-squares similarity, its keypoints with
-    it; the spread of keypoint ``k`` is the root-mean-square distance of its aligned positions from their mean.
+    Each face's 5 points are mapped onto :data:`~fomm.train.face_frame.FACE_TEMPLATE` by a least-squares
+    similarity, its keypoints with it (:func:`~fomm.train.face_frame.align_to_face`); the spread of keypoint
+    ``k`` is the root-mean-square distance of its aligned positions from their mean.
 
     Args:
         keypoints: ``(N, K, 2)`` keypoints of ``N`` faces (any one coordinate system shared with ``landmarks``).
@@ -334,11 +319,7 @@ def keypoint_spread(keypoints: np.ndarray, landmarks: np.ndarray) -> np.ndarray:
         raise ValueError(
             f"expected (N, K, 2) keypoints and (N, 5, 2) landmarks of N >= 2 faces, got {kp.shape} and {lm.shape}"
         )
-    aligned = []
-    for points, marks in zip(kp, lm, strict=True):
-        m, t = _similarity(marks, FACE_TEMPLATE)
-        aligned.append(points @ m.T + t)
-    stack = np.stack(aligned)  # (N, K, 2)
+    stack = align_to_face(torch.from_numpy(kp), torch.from_numpy(lm)).numpy()  # (N, K, 2)
     return np.sqrt(((stack - stack.mean(0)) ** 2).sum(-1).mean(0))
 
 

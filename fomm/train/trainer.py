@@ -65,6 +65,7 @@ from .losses import (
     ImagePyramid,
     LossWeights,
     equivariance_losses,
+    face_anchor_loss,
     feature_matching_loss,
     l1_pyramid_loss,
     load_feature_network,
@@ -815,7 +816,22 @@ class Trainer:
             if weights.equivariance_jacobian != 0:
                 losses["equivariance_jacobian"] = jacobian
 
-        # 6. Generator + keypoint detector update.
+        # 6. Keypoint k on the same face part in every person (landmarks found by the data set).
+        if weights.face_anchor != 0:
+            if "landmarks" not in batch or "landmarks_valid" not in batch:
+                raise TrainError(
+                    "loss_weights.face_anchor is on but the batch has no face landmarks (DatasetConfig.landmarks)"
+                )
+            landmarks = batch["landmarks"].to(self.device)  # (B, 2, 5, 2): source, driving
+            found = batch["landmarks_valid"].to(self.device)  # (B, 2)
+            losses["face_anchor"] = face_anchor_loss(
+                torch.cat((forward.kp_source.value, forward.kp_driving.value)),
+                torch.cat((landmarks[:, 0], landmarks[:, 1])),
+                torch.cat((found[:, 0], found[:, 1])),
+                weight=weights.face_anchor,
+            )
+
+        # 7. Generator + keypoint detector update.
         total = torch.stack([v.float() for v in losses.values()]).sum()
         if not torch.isfinite(total):
             parts = ", ".join(f"{k}={v.item():.4g}" for k, v in losses.items())
@@ -827,7 +843,7 @@ class Trainer:
             self.optimizers[name].zero_grad(set_to_none=True)
         scaler.update()
 
-        # 7. Discriminator update on the detached prediction.
+        # 8. Discriminator update on the detached prediction.
         if self._discriminator_step is not None:
             optimizer = self.optimizers["discriminator"]
             optimizer.zero_grad(set_to_none=True)
@@ -1092,6 +1108,7 @@ class Trainer:
             "lr": self.config.lr_generator,
             "features": self.config.features,
             "scales": list(self.config.scales),
+            "face_anchor": self.config.loss_weights.face_anchor,
             "torch": torch.__version__,
             **self.provenance,
         }

@@ -356,7 +356,8 @@ def _placed(points: np.ndarray, angle: float, scale: float, shift: tuple[float, 
 
 
 def test_keypoint_spread_is_zero_for_keypoints_on_the_same_face_parts() -> None:
-    from fomm.train.motion import FACE_TEMPLATE, keypoint_spread
+    from fomm.train.face_frame import FACE_TEMPLATE
+    from fomm.train.motion import keypoint_spread
 
     rng = np.random.default_rng(0)
     parts = rng.uniform(-1.0, 2.0, (10, 2))  # where each keypoint sits on a face, in the template's frame
@@ -369,7 +370,8 @@ def test_keypoint_spread_is_zero_for_keypoints_on_the_same_face_parts() -> None:
 def test_keypoint_spread_of_face_blind_keypoints_is_the_faces_offset_in_eye_distances() -> None:
     """Two faces 0.25 wide (eye distance), 0.2 apart horizontally; keypoints at the same image positions in
     both: once aligned they are 0.2 / 0.25 = 0.8 eye distances apart, 0.4 from their mean."""
-    from fomm.train.motion import FACE_TEMPLATE, keypoint_spread
+    from fomm.train.face_frame import FACE_TEMPLATE
+    from fomm.train.motion import keypoint_spread
 
     landmarks = np.stack(
         [_placed(FACE_TEMPLATE, 0.0, 0.25, (-0.1, 0.0)), _placed(FACE_TEMPLATE, 0.0, 0.25, (0.1, 0.0))]

@@ -471,6 +471,37 @@ def test_too_little_data_is_a_clear_error(tmp_path, make_tiny):
         Trainer(model, adversarial(train_config()), MovingBlobs(), tmp_path, features=TinyFeatures())
 
 
+class BlobsWithLandmarks(MovingBlobs):
+    """:class:`MovingBlobs` with made-up 5-point "faces" (one frame in four without one), for the face-anchor
+    loss."""
+
+    def __getitem__(self, index: int) -> dict[str, object]:
+        item = super().__getitem__(index)
+        g = torch.Generator().manual_seed(2000 + index)
+        template = torch.tensor([[-0.5, 0.0], [0.5, 0.0], [0.0, 0.55], [-0.4, 1.0], [0.4, 1.0]])
+        item["landmarks"] = template * 0.3 + (torch.rand(2, 1, 2, generator=g) - 0.5) * 0.4
+        item["landmarks_valid"] = torch.tensor([True, index % 4 != 3])
+        return item
+
+
+def test_face_anchor_loss_is_logged_and_falls(tmp_path, make_tiny):
+    """With ``loss_weights.face_anchor`` the keypoints are pulled onto the same places of the made-up faces; without
+    landmarks in the batch the step names what is missing."""
+    weights = LossWeights(perceptual=(10.0, 10.0), face_anchor=10.0)
+    out = tmp_path / "anchor"
+    run(make_tiny, out, train_config(max_steps=30, loss_weights=weights), dataset=BlobsWithLandmarks(videos=8))
+    anchor = [r["face_anchor"] for r in read_log(out)]
+    assert len(anchor) == 30 and all(np.isfinite(anchor)) and anchor[0] > 0
+    assert np.mean(anchor[-5:]) < 0.7 * np.mean(anchor[:5])
+    model = fomm.build_fomm(make_tiny())
+    with Trainer(
+        model, train_config(loss_weights=weights), MovingBlobs(), tmp_path / "no", features=TinyFeatures()
+    ) as t:
+        batch = next(iter(torch.utils.data.DataLoader(MovingBlobs(), batch_size=2)))
+        with pytest.raises(TrainError, match="face_anchor is on but the batch has no face landmarks"):
+            t.train_step(batch)
+
+
 # --- command line -----------------------------------------------------------------------------------------------
 
 
@@ -643,7 +674,7 @@ def test_checkpoints_record_how_they_were_trained(tmp_path, capsys):
     assert resumed["steps"] == 3 and resumed["seconds"] > record["seconds"] and resumed["webcam_aug"] == 0.5
     second = tmp_path / "second"
     init = first / "checkpoint.safetensors"
-    levers = ["--id-sampling", "--scales", "0.5,0.25", "--shape-aug", "0.25"]
+    levers = ["--id-sampling", "--scales", "0.5,0.25", "--shape-aug", "0.25", "--face-anchor", "5"]
     assert (
         main(["--data", str(data), "--out", str(second), *common, "--max-steps", "1", "--init", str(init), *levers])
         == 0
@@ -654,5 +685,12 @@ def test_checkpoints_record_how_they_were_trained(tmp_path, capsys):
     assert fomm_main(["info", str(second / "checkpoint.safetensors")]) == 0
     trained = [line for line in capsys.readouterr().out.splitlines() if line.startswith("trained:")]
     assert len(trained) == 2 and trained[0].startswith("trained: 1 steps") and "from random" in trained[1]
-    assert "(shape-aug 0.25, id-sampling, scales 0.5,0.25)" in trained[0] and "(webcam-aug 0.5)" in trained[1]
+    assert "(shape-aug 0.25, id-sampling, face-anchor 5, scales 0.5,0.25)" in trained[0]
+    assert "(webcam-aug 0.5)" in trained[1]
+    saved = json.loads((second / "train_config.json").read_text())
+    assert (
+        saved["loss_weights"]["face_anchor"] == 5.0
+        and chained["face_anchor"] == 5.0
+        and "face_anchor" in read_log(second)[0]
+    )
     assert read_training_record(tmp_path / "nothing.safetensors") is None

@@ -700,3 +700,65 @@ def test_prepare_data_subcommand(tmp_path: Path, monkeypatch: pytest.MonkeyPatch
     assert calls[0][1]["still_motion"] == "expressive" and calls[0][1]["still_videos"] == 12
     with pytest.raises(CliError, match="positive integer"):
         parser.parse_args(["prepare-data", "--out", "x", "--size", "0"])
+
+
+# --- face landmarks for the face-anchor loss --------------------------------------------------------------------
+
+
+class _StubLandmarker:
+    """Known points for bright images, no face for dark ones."""
+
+    def landmarks(self, image: np.ndarray) -> np.ndarray | None:
+        assert image.dtype == np.uint8 and image.shape[2] == 3
+        if image.mean() < 100:
+            return None
+        return np.array([[0.0, 0.0], [31.0, 31.0], [15.5, 15.5], [0.0, 31.0], [31.0, 0.0]])
+
+
+def test_face_landmarks_in_keypoint_coordinates() -> None:
+    from fomm.train.data import face_landmarks
+
+    frames = torch.stack([torch.full((3, S, S), 0.9), torch.full((3, S, S), 0.1)])
+    points, found = face_landmarks(frames, _StubLandmarker())
+    assert points.shape == (2, 5, 2) and points.dtype == torch.float32 and found.tolist() == [True, False]
+    expected = torch.tensor([[-1.0, -1.0], [1.0, 1.0], [0.0, 0.0], [-1.0, 1.0], [1.0, -1.0]])
+    torch.testing.assert_close(points[0], expected)
+    assert float(points[1].abs().sum()) == 0.0
+
+
+def test_items_carry_the_landmarks_of_the_augmented_frames(tmp_path: Path) -> None:
+    """The bundled portrait, and the same shifted 12 px right: YuNet's points move 12 px right between the
+    items' frames, and 12 px left in flipped pairs (points found after augmentation). Items pickle for worker
+    processes."""
+    import dataclasses
+    import pickle
+
+    from fomm.media.image import fit_square, load_image
+
+    size = 128
+    face = fit_square(load_image(ASSETS / "avatar.png"), size, "face")
+    _write_folder(tmp_path / "train" / "portrait", [face, np.roll(face, 12, axis=1)])
+    config = DatasetConfig(
+        root=tmp_path,
+        image_size=size,
+        landmarks=True,
+        time_flip=False,
+        brightness=0.0,
+        contrast=0.0,
+        saturation=0.0,
+        hue=0.0,
+    )
+    ds = FramesDataset(config)
+    plain = torch.from_numpy(face).permute(2, 0, 1).float() / 255
+    seen = set()
+    for _ in range(12):
+        item = ds[0]
+        assert item["landmarks"].shape == (2, 5, 2) and item["landmarks_valid"].tolist() == [True, True]
+        flipped = bool(torch.allclose(item["source"], plain.flip(-1), atol=0.02))
+        assert flipped or torch.allclose(item["source"], plain, atol=0.02)
+        seen.add(flipped)
+        step = (item["landmarks"][1] - item["landmarks"][0])[:, 0].mean() * (size - 1) / 2
+        assert float(step) == pytest.approx(-12.0 if flipped else 12.0, abs=2.0)
+    assert seen == {True, False}  # the flipped pairs' faces moved left: points found after the flip
+    assert pickle.loads(pickle.dumps(ds))._landmarker is None  # OpenCV objects stay in their process
+    assert "landmarks" not in FramesDataset(dataclasses.replace(config, landmarks=False))[0]

@@ -1,0 +1,120 @@
+"""The shared face frame (similarity onto the 5-point template) and the face-anchor loss built on it: known
+answers on placed templates, face-blind keypoints, the margin, frames without landmarks, and gradients."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from fomm.train.face_frame import FACE_TEMPLATE, align_to_face, face_similarity
+from fomm.train.losses import face_anchor_loss
+
+TEMPLATE = torch.tensor(FACE_TEMPLATE, dtype=torch.float64)
+
+
+def _placed(points: torch.Tensor, angle: float, scale: float, shift: tuple[float, float]) -> torch.Tensor:
+    c, s = np.cos(angle), np.sin(angle)
+    m = torch.tensor([[c, -s], [s, c]], dtype=points.dtype) * scale
+    return points @ m.T + torch.tensor(shift, dtype=points.dtype)
+
+
+def _poses(count: int, seed: int) -> list[tuple[float, float, tuple[float, float]]]:
+    rng = np.random.default_rng(seed)
+    return [
+        (float(rng.uniform(-0.6, 0.6)), float(rng.uniform(0.15, 0.5)), tuple(rng.uniform(-0.4, 0.4, 2)))
+        for _ in range(count)
+    ]
+
+
+def test_similarity_maps_a_placed_template_back_exactly() -> None:
+    poses = _poses(5, 0)
+    landmarks = torch.stack([_placed(TEMPLATE, *pose) for pose in poses])
+    m, t = face_similarity(landmarks)
+    assert m.shape == (5, 2, 2) and t.shape == (5, 2)
+    torch.testing.assert_close(landmarks @ m.transpose(-1, -2) + t.unsqueeze(-2), TEMPLATE.expand(5, 5, 2))
+    for (angle, scale, _), matrix in zip(poses, m, strict=True):  # the inverse rotation and scale
+        torch.testing.assert_close(float(torch.linalg.det(matrix)), 1.0 / scale**2)
+        torch.testing.assert_close(float(torch.atan2(matrix[1, 0], matrix[0, 0])), -angle)
+
+
+def test_similarity_never_reflects_and_fits_noisy_points_in_least_squares() -> None:
+    mirrored = TEMPLATE * torch.tensor([-1.0, 1.0], dtype=torch.float64)  # eyes swapped left-right
+    m, _ = face_similarity(mirrored)
+    assert float(torch.linalg.det(m)) > 0  # a rotation (here by 180 degrees), not a mirror
+    noisy = _placed(TEMPLATE, 0.3, 0.2, (0.1, -0.2)) + torch.randn(5, 2, dtype=torch.float64) * 0.01
+    m, t = face_similarity(noisy)
+    best = ((noisy @ m.T + t - TEMPLATE) ** 2).sum()
+    for delta in (1e-3, -1e-3):  # a slightly different scale or rotation fits worse
+        for change in (torch.eye(2, dtype=torch.float64) * (1 + delta), _placed(torch.eye(2), delta, 1.0, (0, 0))):
+            other = noisy @ (change.to(m) @ m).T + t
+            assert ((other - TEMPLATE) ** 2).sum() >= best
+    with pytest.raises(ValueError, match=r"\(\.\.\., 5, 2\) landmarks"):
+        face_similarity(torch.zeros(4, 2))
+
+
+def test_keypoints_on_the_same_face_parts_align_to_the_same_place() -> None:
+    parts = torch.rand(10, 2, dtype=torch.float64) * 3 - 1  # keypoint k's place on a face, template frame
+    poses = _poses(6, 1)
+    landmarks = torch.stack([_placed(TEMPLATE, *pose) for pose in poses])
+    keypoints = torch.stack([_placed(parts, *pose) for pose in poses])
+    aligned = align_to_face(keypoints, landmarks)
+    torch.testing.assert_close(aligned, parts.expand(6, 10, 2))
+    assert float(face_anchor_loss(keypoints, landmarks, torch.ones(6, dtype=torch.bool), margin=0.0)) < 1e-6
+
+
+def _face_blind() -> tuple[torch.Tensor, torch.Tensor]:
+    """Two faces 0.25 wide (eye distance) and 0.2 apart; keypoints at the same image positions in both: once
+    aligned, each keypoint is 0.8 eye distances from its twin, 0.4 from their mean."""
+    landmarks = torch.stack(
+        [_placed(TEMPLATE, 0.0, 0.25, (-0.1, 0.0)), _placed(TEMPLATE, 0.0, 0.25, (0.1, 0.0))]
+    ).float()
+    keypoints = (torch.rand(1, 7, 2) * 2 - 1).expand(2, 7, 2).clone()
+    return keypoints, landmarks
+
+
+@pytest.mark.parametrize(("margin", "weight", "expected"), [(0.0, 1.0, 0.4), (0.2, 1.0, 0.2), (0.1, 10.0, 3.0)])
+def test_face_anchor_loss_of_face_blind_keypoints(margin: float, weight: float, expected: float) -> None:
+    keypoints, landmarks = _face_blind()
+    both = torch.ones(2, dtype=torch.bool)
+    loss = face_anchor_loss(keypoints, landmarks, both, margin=margin, weight=weight)
+    assert loss.dtype == torch.float32 and loss.ndim == 0
+    assert float(loss) == pytest.approx(expected, abs=1e-5)
+    assert float(face_anchor_loss(keypoints, landmarks, both, margin=0.5)) == 0.0  # within the margin: free
+
+
+def test_frames_without_landmarks_take_no_part() -> None:
+    keypoints, landmarks = _face_blind()
+    stray = torch.cat((keypoints, torch.full((1, 7, 2), 5.0)))  # a third frame, far away, with no face found
+    marks = torch.cat((landmarks, torch.zeros(1, 5, 2)))
+    found = torch.tensor([True, True, False])
+    assert float(face_anchor_loss(stray, marks, found, margin=0.0)) == pytest.approx(0.4, abs=1e-5)
+    lonely = stray.clone().requires_grad_(True)
+    loss = face_anchor_loss(lonely, marks, torch.tensor([True, False, False]))
+    loss.backward()
+    assert float(loss.detach()) == 0.0 and lonely.grad is not None and float(lonely.grad.abs().sum()) == 0.0
+    with pytest.raises(ValueError, match=r"\(2, 5, 2\) landmarks and \(2,\) valid"):
+        face_anchor_loss(keypoints, landmarks[:, :4], torch.ones(2, dtype=torch.bool))
+    with pytest.raises(ValueError, match=r"\(B, K, 2\) keypoints"):
+        face_anchor_loss(keypoints[0], landmarks, torch.ones(2, dtype=torch.bool))
+
+
+def test_descending_the_loss_moves_keypoints_onto_the_same_face_parts() -> None:
+    """Gradient steps on face-blind keypoints bring every keypoint within the margin of its twin; the landmarks
+    are constants."""
+    keypoints, landmarks = _face_blind()
+    keypoints.requires_grad_(True)
+    landmarks.requires_grad_(True)
+    optimizer = torch.optim.SGD([keypoints], lr=0.05)
+    found = torch.ones(2, dtype=torch.bool)
+    first = None
+    for _ in range(200):
+        optimizer.zero_grad()
+        loss = face_anchor_loss(keypoints, landmarks, found, margin=0.05)
+        loss.backward()
+        first = float(loss) if first is None else first
+        optimizer.step()
+    assert landmarks.grad is None
+    assert first > 0.3 and float(face_anchor_loss(keypoints, landmarks, found, margin=0.05)) < 1e-3
+    aligned = align_to_face(keypoints.detach(), landmarks.detach())
+    assert float((aligned[0] - aligned[1]).norm(dim=-1).max()) < 0.11  # twins within 2 x margin (+ a step)
