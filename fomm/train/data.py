@@ -523,6 +523,7 @@ def face_landmarks(frames: torch.Tensor, landmarker: Any) -> tuple[torch.Tensor,
         ``(N, 5, 2)`` float32 points (``2 * pixel / (S - 1) - 1``; zeros where no face) and ``(N,)`` bool found.
     """
     import numpy as np
+
     images = frames.mul(255.0).round_().clamp_(0, 255).to(torch.uint8).permute(0, 2, 3, 1).numpy()
     points = torch.zeros((len(images), 5, 2), dtype=torch.float32)
     found = torch.zeros(len(images), dtype=torch.bool)
