@@ -114,6 +114,13 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--batch-size", type=_int_at_least(1), help="pairs per step per process (vox: 40)")
     parser.add_argument("--lr", type=_non_negative_float, help="learning rate of all three networks (2e-4)")
     parser.add_argument(
+        "--lr-kp-detector",
+        type=_non_negative_float,
+        metavar="LR",
+        help="the keypoint detector's own learning rate (default: --lr), e.g. faster while --face-anchor moves "
+        "keypoints",
+    )
+    parser.add_argument(
         "--features",
         help="perceptual-loss network: auto (default), vgg19:PATH, hed-vgg16:PATH, a converted .safetensors, "
         "or none (pixel L1 over the pyramid instead)",
@@ -290,6 +297,8 @@ def _train_config(args: argparse.Namespace, model_config: FommConfig, yaml_path:
             changes[name] = value
     if args.lr is not None:
         changes.update(lr_generator=args.lr, lr_kp_detector=args.lr, lr_discriminator=args.lr)
+    if args.lr_kp_detector is not None:
+        changes["lr_kp_detector"] = args.lr_kp_detector
     if args.channels_last:
         changes["channels_last"] = True
     if args.keep_checkpoints:

@@ -1106,6 +1106,7 @@ class Trainer:
             "batch_size": self.config.batch_size * self.dist.world_size,
             "amp": self.config.amp,
             "lr": self.config.lr_generator,
+            "lr_kp_detector": self.config.lr_kp_detector,
             "features": self.config.features,
             "scales": list(self.config.scales),
             "face_anchor": self.config.loss_weights.face_anchor,

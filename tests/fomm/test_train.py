@@ -675,6 +675,7 @@ def test_checkpoints_record_how_they_were_trained(tmp_path, capsys):
     second = tmp_path / "second"
     init = first / "checkpoint.safetensors"
     levers = ["--id-sampling", "--scales", "0.5,0.25", "--shape-aug", "0.25", "--face-anchor", "5"]
+    levers += ["--lr", "1e-4", "--lr-kp-detector", "3e-4"]
     assert (
         main(["--data", str(data), "--out", str(second), *common, "--max-steps", "1", "--init", str(init), *levers])
         == 0
