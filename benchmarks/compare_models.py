@@ -37,6 +37,7 @@ from fomm.media.assets import DEFAULT_AVATAR
 from fomm.media.faces import default_detector
 from fomm.media.image import crop_resize, fit_square, load_image, square_box, to_tensor
 from fomm.media.video import open_frames
+from fomm.train.data import face_landmarks
 from fomm.train.evaluate import AnimatorReconstructor, evaluate, read_video
 from fomm.train.motion import MODEL, AnimatorPuppeteer, evaluate_motion, keypoint_spread
 from fomm.train.prepare import EVAL_SOURCES, SOURCES, fetch_sources
@@ -67,14 +68,14 @@ def _avatars(paths: dict[str, Path]) -> list[tuple[str, np.ndarray]]:
 
 
 def _face_points(faces: list[tuple[str, np.ndarray]]) -> list[tuple[str, np.ndarray, np.ndarray]]:
-    """``(name, image, 5 points in [-1, 1])`` of each face YuNet finds (once for all models)."""
-    detector = default_detector()
-    found = []
-    for name, image in faces:
-        points = detector.landmarks(image)
-        if points is not None:
-            found.append((name, image, np.asarray(points, np.float64)[:, :2] * 2.0 / (image.shape[0] - 1) - 1.0))
-    return found
+    """``(name, image, 5 points in [-1, 1])`` of each face YuNet finds (once for all models), in the keypoints'
+    coordinates as the training data set gives them (:func:`fomm.train.data.face_landmarks`)."""
+    points, found = face_landmarks(torch.cat([to_tensor(image) for _, image in faces]), default_detector())
+    return [
+        (name, image, marks.double().numpy())
+        for (name, image), marks, ok in zip(faces, points, found.tolist(), strict=True)
+        if ok
+    ]
 
 
 def _consistency(model: fomm.Fomm, faces: list[tuple[str, np.ndarray, np.ndarray]]) -> dict[str, object]:

@@ -618,7 +618,7 @@ def face_anchor_loss(
         margin: free distance in eye distances.
 
     Returns:
-        The 0-d float32 loss; 0 (still connected to ``keypoints``) with fewer than two valid frames.
+        The 0-d float32 loss (0 with fewer than two valid frames: a lone frame is its own mean).
 
     Raises:
         ValueError: mismatched shapes.
@@ -631,12 +631,14 @@ def face_anchor_loss(
             f"expected ({batch}, 5, 2) landmarks and ({batch},) valid flags, got {tuple(landmarks.shape)} and "
             f"{tuple(valid.shape)}"
         )
-    valid = valid.to(device=keypoints.device, dtype=torch.bool)
-    if int(valid.sum()) < 2:
-        return keypoints.float().sum() * 0.0
-    aligned = align_to_face(keypoints[valid].float(), landmarks[valid].to(keypoints.device).float())
-    distance = (aligned - aligned.mean(0, keepdim=True)).norm(dim=-1)  # (B_valid, K)
-    return weight * (distance - margin).clamp_min(0.0).mean()
+    # Frames without landmarks are masked out, not indexed away: no host sync, no special case.
+    mask = valid.to(device=keypoints.device, dtype=torch.float32)[:, None, None]  # (B, 1, 1)
+    count = mask.sum().clamp_min(1.0)
+    aligned = align_to_face(keypoints.float(), landmarks.to(keypoints.device).float())  # (B, K, 2)
+    mean = (aligned * mask).sum(0, keepdim=True) / count
+    distance = (aligned - mean).norm(dim=-1, keepdim=True)  # (B, K, 1)
+    excess = (distance - margin).clamp_min(0.0) * mask
+    return weight * excess.sum() / (count * keypoints.shape[1])
 
 
 def lsgan_generator_loss(fake_maps: Mapping[str, torch.Tensor], weight: float = 1.0) -> torch.Tensor:
