@@ -924,6 +924,8 @@ def _info(args: argparse.Namespace) -> int:
             levers.append("id-sampling")
         if record.get("face_anchor"):
             levers.append(f"face-anchor {record['face_anchor']:g}")
+        if record.get("landmark_keypoints"):
+            levers.append(f"landmark-keypoints {record['landmark_keypoints']:g}")
         if record.get("scales") and tuple(record["scales"]) != DEFAULT_SCALES:
             levers.append("scales " + ",".join(f"{v:g}" for v in record["scales"]))
         lines.append(
@@ -961,10 +963,10 @@ def _error_line(message: object) -> str:
 
 
 def _is_dataset_error(exc: BaseException) -> bool:
-    """Whether ``exc`` is a ``fomm.train.data.DatasetError`` (only the subcommands that use training code can
-    raise one, and they have imported that module; ``fomm.cli`` itself never imports ``fomm.train``)."""
-    data = sys.modules.get("fomm.train.data")
-    return data is not None and isinstance(exc, data.DatasetError)
+    """Whether ``exc`` is a ``DatasetError`` (defined in ``fomm.train.names``: only the subcommands that use training
+    code can raise one, and they have imported that module; ``fomm.cli`` itself never imports ``fomm.train``)."""
+    names = sys.modules.get("fomm.train.names")
+    return names is not None and isinstance(exc, names.DatasetError)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

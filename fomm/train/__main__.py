@@ -170,6 +170,14 @@ def build_parser() -> argparse.ArgumentParser:
         help="weight of the face-anchor loss: keypoint k kept on the same face part in every person (YuNet "
         "landmarks of each training frame); e.g. 10; default 0 (off); --resume keeps the run's",
     )
+    parser.add_argument(
+        "--landmark-keypoints",
+        type=_non_negative_float,
+        metavar="W",
+        help="weight of the landmark-keypoint loss: one keypoint pulled onto each of the 5 YuNet landmarks (eyes, "
+        "nose tip, mouth corners) of every training frame, the others free; e.g. 10; default 0 (off); --resume "
+        "keeps the run's",
+    )
     parser.add_argument("--seed", type=_int_at_least(0), help="random seed (default 0)")
     parser.add_argument("--amp", choices=("off", "bf16", "fp16"), help="autocast precision (default off)")
     parser.add_argument("--channels-last", action="store_true", help="channels-last memory format")
@@ -312,6 +320,8 @@ def _train_config(args: argparse.Namespace, model_config: FommConfig, yaml_path:
         weights = dataclasses.replace(weights, l1=args.l1)
     if args.face_anchor is not None:
         weights = dataclasses.replace(weights, face_anchor=args.face_anchor)
+    if args.landmark_keypoints is not None:
+        weights = dataclasses.replace(weights, landmark_keypoints=args.landmark_keypoints)
     if args.adversarial:
         blocks = model_config.discriminator.num_blocks
         matching = weights.feature_matching
@@ -391,7 +401,7 @@ def run(args: argparse.Namespace) -> int:
         if model.discriminator is not None and loaded.model.discriminator is not None:
             model.discriminator.load_state_dict(loaded.model.discriminator.state_dict())
         logger.info("initialised from %s", args.init)
-    dataset = _dataset(args, model_config.image_size, landmarks=train_config.loss_weights.face_anchor > 0)
+    dataset = _dataset(args, model_config.image_size, landmarks=train_config.loss_weights.uses_landmarks)
     logger.info("data: %s (%d items)", args.data, len(dataset))
     with Trainer(model, train_config, dataset, args.out) as trainer:
         trainer.provenance = _provenance(args)

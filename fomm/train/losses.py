@@ -56,9 +56,11 @@ __all__ = [
     "feature_matching_loss",
     "find_feature_weights",
     "l1_pyramid_loss",
+    "landmark_keypoint_loss",
     "load_feature_network",
     "lsgan_discriminator_loss",
     "lsgan_generator_loss",
+    "match_keypoints_to_landmarks",
     "perceptual_pyramid_loss",
 ]
 
@@ -641,6 +643,81 @@ def face_anchor_loss(
     return weight * excess.sum() / (count * keypoints.shape[1])
 
 
+def match_keypoints_to_landmarks(keypoints: torch.Tensor, landmarks: torch.Tensor, valid: torch.Tensor) -> torch.Tensor:
+    """Which keypoint stands for which landmark: greedy nearest pairs over the batch, on the device.
+
+    The mean distance (over the frames with landmarks) between every keypoint and every landmark is computed; the
+    closest pair is taken, its keypoint and landmark are removed, and so on until every landmark has a keypoint.
+    No host sync (the greedy steps run as tensor ops). A constant (no gradient).
+
+    Args:
+        keypoints: ``(B, K, 2)`` keypoint values, ``K >= L``.
+        landmarks: ``(B, L, 2)`` landmarks in the keypoints' coordinates.
+        valid: ``(B,)`` bool: the frame's landmarks were found.
+
+    Returns:
+        ``(L,)`` int64: the keypoint index for each landmark (distinct).
+    """
+    count = keypoints.shape[1]
+    points = landmarks.shape[1]
+    if count < points:
+        raise ValueError(f"{count} keypoints cannot stand for {points} landmarks")
+    mask = valid.to(device=keypoints.device, dtype=torch.float32)[:, None, None]  # (B, 1, 1)
+    with torch.no_grad():
+        distance = torch.cdist(keypoints.detach().float(), landmarks.to(keypoints.device).float())  # (B, K, L)
+        cost = (distance * mask).sum(0) / mask.sum().clamp_min(1.0)  # (K, L)
+        assignment = torch.empty(points, dtype=torch.long, device=keypoints.device)
+        for _ in range(points):
+            flat = cost.argmin()
+            row, column = flat // points, flat % points
+            assignment = assignment.index_put((column.reshape(1),), row.reshape(1))
+            cost = cost.index_fill(0, row.reshape(1), float("inf")).index_fill(1, column.reshape(1), float("inf"))
+    return assignment
+
+
+def landmark_keypoint_loss(
+    keypoints: torch.Tensor,
+    landmarks: torch.Tensor,
+    valid: torch.Tensor,
+    *,
+    weight: float = 1.0,
+) -> torch.Tensor:
+    """Puts one keypoint on each face landmark (eyes, nose tip, mouth corners; not in the original).
+
+    With a few people in the data the detector does not find on its own where the parts of a new face are;
+    landmarks found in each training frame say it. Each landmark gets the keypoint nearest to it over the batch
+    (:func:`match_keypoints_to_landmarks`, re-chosen every step: the loss keeps the choice stable), and is pulled
+    onto it: ``weight * mean_{b,l} |kp_{b,a(l)} - landmark_{b,l}|`` (Euclidean, in the keypoints' [-1, 1]
+    coordinates) over the frames with landmarks. The other keypoints stay free, and relative motion then moves
+    the avatar's eyes, nose and mouth as the driver's move.
+
+    Args:
+        keypoints: ``(B, K, 2)`` keypoint values.
+        landmarks: ``(B, L, 2)`` each frame's landmarks in the keypoints' coordinates (constants).
+        valid: ``(B,)`` bool: the frame's landmarks were found (others take no part).
+        weight: the loss weight.
+
+    Returns:
+        The 0-d float32 loss (0 without valid frames).
+
+    Raises:
+        ValueError: mismatched shapes or fewer keypoints than landmarks.
+    """
+    if keypoints.ndim != 3 or keypoints.shape[-1] != 2:
+        raise ValueError(f"expected (B, K, 2) keypoints, got {tuple(keypoints.shape)}")
+    batch = keypoints.shape[0]
+    if landmarks.ndim != 3 or landmarks.shape[0] != batch or landmarks.shape[-1] != 2 or tuple(valid.shape) != (batch,):
+        raise ValueError(
+            f"expected ({batch}, L, 2) landmarks and ({batch},) valid flags, got {tuple(landmarks.shape)} and "
+            f"{tuple(valid.shape)}"
+        )
+    assignment = match_keypoints_to_landmarks(keypoints, landmarks, valid)
+    mask = valid.to(device=keypoints.device, dtype=torch.float32)[:, None]  # (B, 1)
+    chosen = keypoints.float()[:, assignment]  # (B, L, 2)
+    distance = (chosen - landmarks.detach().to(keypoints.device).float()).norm(dim=-1) * mask  # (B, L)
+    return weight * distance.sum() / (mask.sum().clamp_min(1.0) * landmarks.shape[1])
+
+
 def lsgan_generator_loss(fake_maps: Mapping[str, torch.Tensor], weight: float = 1.0) -> torch.Tensor:
     """``sum_scales weight * mean((1 - D(fake))^2)``; ``fake_maps`` are the discriminator's prediction maps."""
     total = next(iter(fake_maps.values())).new_zeros((), dtype=torch.float32)
@@ -703,6 +780,8 @@ class LossWeights:
         l1: pixel L1 over the pyramid (not in the original; 0 = off).
         face_anchor: keypoints tied to the same face parts across people (:func:`face_anchor_loss`; not in the
             original; 0 = off; the data set then adds face landmarks to its items).
+        landmark_keypoints: one keypoint on each face landmark (:func:`landmark_keypoint_loss`; not in the
+            original; 0 = off; the data set then adds face landmarks to its items).
     """
 
     perceptual: tuple[float, ...] = (10.0, 10.0, 10.0, 10.0, 10.0)
@@ -713,6 +792,7 @@ class LossWeights:
     feature_matching: tuple[float, ...] = (10.0, 10.0, 10.0, 10.0)
     l1: float = 0.0
     face_anchor: float = 0.0
+    landmark_keypoints: float = 0.0
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "perceptual", _weights("perceptual", self.perceptual))
@@ -724,6 +804,7 @@ class LossWeights:
             "discriminator_gan",
             "l1",
             "face_anchor",
+            "landmark_keypoints",
         ):
             value = getattr(self, name)
             if not isinstance(value, int | float) or value < 0:
@@ -737,6 +818,11 @@ class LossWeights:
     @property
     def adversarial(self) -> bool:
         return self.generator_gan != 0
+
+    @property
+    def uses_landmarks(self) -> bool:
+        """A loss needs each training frame's face landmarks (the data set finds them)."""
+        return self.face_anchor != 0 or self.landmark_keypoints != 0
 
     @classmethod
     def from_original(cls, params: Mapping[str, Any]) -> LossWeights:

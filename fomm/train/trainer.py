@@ -68,6 +68,7 @@ from .losses import (
     face_anchor_loss,
     feature_matching_loss,
     l1_pyramid_loss,
+    landmark_keypoint_loss,
     load_feature_network,
     lsgan_discriminator_loss,
     lsgan_generator_loss,
@@ -816,20 +817,26 @@ class Trainer:
             if weights.equivariance_jacobian != 0:
                 losses["equivariance_jacobian"] = jacobian
 
-        # 6. Keypoint k on the same face part in every person (landmarks found by the data set).
-        if weights.face_anchor != 0:
+        # 6. Keypoints tied to face parts found by a landmark detector (the data set's landmarks).
+        if weights.uses_landmarks:
             if "landmarks" not in batch or "landmarks_valid" not in batch:
                 raise TrainError(
-                    "loss_weights.face_anchor is on but the batch has no face landmarks (DatasetConfig.landmarks)"
+                    "a landmark loss (loss_weights.face_anchor / landmark_keypoints) is on but the batch has no "
+                    "face landmarks (DatasetConfig.landmarks)"
                 )
             landmarks = batch["landmarks"].to(self.device)  # (B, 2, 5, 2): source, driving
             found = batch["landmarks_valid"].to(self.device)  # (B, 2)
-            losses["face_anchor"] = face_anchor_loss(
-                torch.cat((forward.kp_source.value, forward.kp_driving.value)),
-                torch.cat((landmarks[:, 0], landmarks[:, 1])),
-                torch.cat((found[:, 0], found[:, 1])),
-                weight=weights.face_anchor,
-            )
+            both_values = torch.cat((forward.kp_source.value, forward.kp_driving.value))
+            both_landmarks = torch.cat((landmarks[:, 0], landmarks[:, 1]))
+            both_found = torch.cat((found[:, 0], found[:, 1]))
+            if weights.face_anchor != 0:
+                losses["face_anchor"] = face_anchor_loss(
+                    both_values, both_landmarks, both_found, weight=weights.face_anchor
+                )
+            if weights.landmark_keypoints != 0:
+                losses["landmark_keypoints"] = landmark_keypoint_loss(
+                    both_values, both_landmarks, both_found, weight=weights.landmark_keypoints
+                )
 
         # 7. Generator + keypoint detector update.
         total = torch.stack([v.float() for v in losses.values()]).sum()
@@ -1110,6 +1117,7 @@ class Trainer:
             "features": self.config.features,
             "scales": list(self.config.scales),
             "face_anchor": self.config.loss_weights.face_anchor,
+            "landmark_keypoints": self.config.loss_weights.landmark_keypoints,
             "torch": torch.__version__,
             **self.provenance,
         }

@@ -498,8 +498,20 @@ def test_face_anchor_loss_is_logged_and_falls(tmp_path, make_tiny):
         model, train_config(loss_weights=weights), MovingBlobs(), tmp_path / "no", features=TinyFeatures()
     ) as t:
         batch = next(iter(torch.utils.data.DataLoader(MovingBlobs(), batch_size=2)))
-        with pytest.raises(TrainError, match="face_anchor is on but the batch has no face landmarks"):
+        with pytest.raises(TrainError, match="face_anchor / landmark_keypoints\\) is on but the batch has no face"):
             t.train_step(batch)
+
+
+def test_landmark_keypoint_loss_is_logged_and_falls(tmp_path, make_tiny):
+    """With ``loss_weights.landmark_keypoints`` keypoints move onto the made-up faces' landmarks."""
+    weights = LossWeights(perceptual=(10.0, 10.0), landmark_keypoints=10.0)
+    out = tmp_path / "landmarks"
+    config = train_config(max_steps=30, loss_weights=weights)
+    run(lambda: make_tiny(num_kp=6), out, config, dataset=BlobsWithLandmarks(videos=8))
+    pulled = [r["landmark_keypoints"] for r in read_log(out)]
+    assert len(pulled) == 30 and all(np.isfinite(pulled)) and pulled[0] > 0
+    assert np.mean(pulled[-5:]) < 0.7 * np.mean(pulled[:5])
+    assert "face_anchor" not in read_log(out)[0]
 
 
 # --- command line -----------------------------------------------------------------------------------------------
@@ -675,6 +687,7 @@ def test_checkpoints_record_how_they_were_trained(tmp_path, capsys):
     second = tmp_path / "second"
     init = first / "checkpoint.safetensors"
     levers = ["--id-sampling", "--scales", "0.5,0.25", "--shape-aug", "0.25", "--face-anchor", "5"]
+    levers += ["--landmark-keypoints", "2"]
     levers += ["--lr", "1e-4", "--lr-kp-detector", "3e-4"]
     assert (
         main(["--data", str(data), "--out", str(second), *common, "--max-steps", "1", "--init", str(init), *levers])
@@ -686,12 +699,15 @@ def test_checkpoints_record_how_they_were_trained(tmp_path, capsys):
     assert fomm_main(["info", str(second / "checkpoint.safetensors")]) == 0
     trained = [line for line in capsys.readouterr().out.splitlines() if line.startswith("trained:")]
     assert len(trained) == 2 and trained[0].startswith("trained: 1 steps") and "from random" in trained[1]
-    assert "(shape-aug 0.25, id-sampling, face-anchor 5, scales 0.5,0.25)" in trained[0]
+    assert "(shape-aug 0.25, id-sampling, face-anchor 5, landmark-keypoints 2, scales 0.5,0.25)" in trained[0]
     assert "(webcam-aug 0.5)" in trained[1]
     saved = json.loads((second / "train_config.json").read_text())
     assert (
         saved["loss_weights"]["face_anchor"] == 5.0
         and chained["face_anchor"] == 5.0
         and "face_anchor" in read_log(second)[0]
+        and saved["loss_weights"]["landmark_keypoints"] == 2.0
+        and chained["landmark_keypoints"] == 2.0
+        and "landmark_keypoints" in read_log(second)[0]
     )
     assert read_training_record(tmp_path / "nothing.safetensors") is None

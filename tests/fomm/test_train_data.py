@@ -702,6 +702,26 @@ def test_prepare_data_subcommand(tmp_path: Path, monkeypatch: pytest.MonkeyPatch
         parser.parse_args(["prepare-data", "--out", "x", "--size", "0"])
 
 
+def test_prepare_data_error_is_one_line(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A DatasetError from prepare-data (e.g. OpenCV missing) is one line and exit 2, even when nothing has
+    imported ``fomm.train.data`` (it once ended in a traceback there)."""
+    import sys
+
+    from fomm import cli
+    from fomm.train.names import DatasetError
+
+    def fail(out_root: Path, **kwargs: object) -> None:
+        raise DatasetError("face detection is needed to crop the videos: OpenCV is needed")
+
+    monkeypatch.setattr(prepare, "prepare_face_dataset", fail)
+    monkeypatch.delitem(sys.modules, "fomm.train.data", raising=False)
+    assert cli.main(["prepare-data", "--out", str(tmp_path / "faces")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == ["fomm: error: face detection is needed to crop the videos: OpenCV is needed"]
+
+
 # --- face landmarks for the face-anchor loss --------------------------------------------------------------------
 
 

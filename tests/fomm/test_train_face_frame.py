@@ -1,5 +1,6 @@
-"""The shared face frame (similarity onto the 5-point template) and the face-anchor loss built on it: known
-answers on placed templates, face-blind keypoints, the margin, frames without landmarks, and gradients."""
+"""The shared face frame (similarity onto the 5-point template), the face-anchor loss built on it and the
+landmark-keypoint loss: known answers on placed templates, face-blind keypoints, the margin, the keypoint-landmark
+matching, frames without landmarks, and gradients."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ import pytest
 import torch
 
 from fomm.train.face_frame import FACE_TEMPLATE, align_to_face, face_similarity
-from fomm.train.losses import face_anchor_loss
+from fomm.train.losses import face_anchor_loss, landmark_keypoint_loss, match_keypoints_to_landmarks
 
 TEMPLATE = torch.tensor(FACE_TEMPLATE, dtype=torch.float64)
 
@@ -118,3 +119,77 @@ def test_descending_the_loss_moves_keypoints_onto_the_same_face_parts() -> None:
     assert first > 0.3 and float(face_anchor_loss(keypoints, landmarks, found, margin=0.05)) < 1e-3
     aligned = align_to_face(keypoints.detach(), landmarks.detach())
     assert float((aligned[0] - aligned[1]).norm(dim=-1).max()) < 0.11  # twins within 2 x margin (+ a step)
+
+
+# --- landmark keypoints ------------------------------------------------------------------------------------------
+
+
+def _planted(seed: int = 0) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """10 random keypoints per frame; keypoints 7, 2, 9, 0, 4 sit exactly on landmarks 0..4 plus (0.03, 0.04)."""
+    g = torch.Generator().manual_seed(seed)
+    landmarks = torch.stack([_placed(TEMPLATE, *pose).float() for pose in _poses(4, seed)])  # (4, 5, 2)
+    keypoints = torch.rand(4, 10, 2, generator=g) * 2 - 1
+    order = torch.tensor([7, 2, 9, 0, 4])
+    keypoints[:, order] = landmarks + torch.tensor([0.03, 0.04])
+    return keypoints, landmarks, order
+
+
+def test_matching_finds_the_keypoint_on_each_landmark() -> None:
+    keypoints, landmarks, order = _planted()
+    found = torch.ones(4, dtype=torch.bool)
+    assert match_keypoints_to_landmarks(keypoints, landmarks, found).tolist() == order.tolist()
+    # a frame without landmarks takes no part: its keypoints may be anywhere
+    stray = keypoints.clone()
+    stray[1] = torch.flip(stray[1], dims=(0,))
+    found[1] = False
+    assert match_keypoints_to_landmarks(stray, landmarks, found).tolist() == order.tolist()
+    # two landmarks nearest to one keypoint still get distinct keypoints
+    crowded = torch.zeros(1, 6, 2)
+    crowded[0, 3] = torch.tensor([0.5, 0.5])
+    crowded[0, 5] = torch.tensor([0.9, 0.9])
+    marks = torch.tensor([[[0.5, 0.5], [0.55, 0.55], [0.0, 0.0], [0.0, 0.0], [0.0, 0.0]]])
+    chosen = match_keypoints_to_landmarks(crowded, marks, torch.ones(1, dtype=torch.bool)).tolist()
+    assert chosen[0] == 3 and len(set(chosen)) == 5 and chosen[1] != 3
+
+
+def test_landmark_keypoint_loss_known_answers() -> None:
+    keypoints, landmarks, _ = _planted()
+    found = torch.ones(4, dtype=torch.bool)
+    # every matched keypoint is (0.03, 0.04) from its landmark: distance 0.05
+    assert float(landmark_keypoint_loss(keypoints, landmarks, found)) == pytest.approx(0.05, abs=1e-6)
+    assert float(landmark_keypoint_loss(keypoints, landmarks, found, weight=10.0)) == pytest.approx(0.5, abs=1e-5)
+    moved = keypoints.clone()
+    moved[2] = moved[2] + 5.0  # a frame without landmarks does not count
+    found[2] = False
+    assert float(landmark_keypoint_loss(moved, landmarks, found)) == pytest.approx(0.05, abs=1e-6)
+    none = torch.zeros(4, dtype=torch.bool)
+    assert float(landmark_keypoint_loss(keypoints, landmarks, none)) == 0.0
+    with pytest.raises(ValueError, match="landmarks"):
+        landmark_keypoint_loss(keypoints, landmarks[:3], torch.ones(4, dtype=torch.bool))
+    with pytest.raises(ValueError, match="cannot stand for"):
+        landmark_keypoint_loss(keypoints[:, :4], landmarks, torch.ones(4, dtype=torch.bool))
+
+
+def test_descending_the_landmark_loss_puts_keypoints_on_the_landmarks() -> None:
+    """Gradient steps move the matched keypoints onto the landmarks; the other keypoints and the landmarks get no
+    gradient."""
+    keypoints, landmarks, order = _planted(seed=3)
+    keypoints = keypoints + 0.0
+    keypoints[:, order] += torch.tensor([0.1, -0.08])
+    keypoints.requires_grad_(True)
+    landmarks.requires_grad_(True)
+    found = torch.ones(4, dtype=torch.bool)
+    loss = landmark_keypoint_loss(keypoints, landmarks, found)
+    loss.backward()
+    free = [k for k in range(10) if k not in order.tolist()]
+    assert landmarks.grad is None and float(keypoints.grad[:, free].abs().max()) == 0.0
+    optimizer = torch.optim.SGD([keypoints], lr=0.1)  # steps of 0.005 (the gradient of a distance is a unit)
+    for _ in range(150):
+        optimizer.zero_grad()
+        landmark_keypoint_loss(keypoints, landmarks, found).backward()
+        optimizer.step()
+    assert float(landmark_keypoint_loss(keypoints, landmarks, found)) < 0.01
+    # the planted keypoints (possibly two of them swapped between neighbouring landmarks) now sit on the landmarks
+    chosen = match_keypoints_to_landmarks(keypoints.detach(), landmarks.detach(), found)
+    assert sorted(chosen.tolist()) == sorted(order.tolist())
+    assert float((keypoints.detach()[:, chosen] - landmarks.detach()).norm(dim=-1).max()) < 0.02
