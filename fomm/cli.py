@@ -926,6 +926,8 @@ def _info(args: argparse.Namespace) -> int:
             levers.append(f"face-anchor {record['face_anchor']:g}")
         if record.get("landmark_keypoints"):
             levers.append(f"landmark-keypoints {record['landmark_keypoints']:g}")
+            if record.get("landmark_points", "yunet") != "yunet":
+                levers.append(f"landmark-points {record['landmark_points']}")
         if record.get("scales") and tuple(record["scales"]) != DEFAULT_SCALES:
             levers.append("scales " + ",".join(f"{v:g}" for v in record["scales"]))
         lines.append(

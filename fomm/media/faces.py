@@ -45,6 +45,7 @@ __all__ = [
     "Face",
     "FaceLandmarker",
     "FaceMeshLandmarker",
+    "FaceMeshParts",
     "FanLandmarker",
     "YuNetLandmarker",
     "default_detector",
@@ -540,6 +541,36 @@ class FaceMeshLandmarker:
             return None
         found = self.landmarks_for(image, face)
         return None if found is None else found[0][:, :2]
+
+
+class FaceMeshParts:
+    """Seven face points from FaceMesh: YuNet's five (eye centres, nose tip, mouth corners) and the inner lips.
+
+    ``landmarks(image)`` gives ``(7, 2)`` float pixels ``(x, y)`` in the order right eye centre (the subject's,
+    image left; the mean of corners 33/133), left eye centre (362/263), nose tip (1), right and left mouth corners
+    (61/291), inner upper lip (13), inner lower lip (14), or ``None`` when no face is found. The first five stand
+    where YuNet's points stand, so a consumer of five points can take ``[:5]``; the two lip points move when
+    the mouth opens, which YuNet's points do not see.
+
+    Args:
+        mesh: the FaceMesh landmarker (default: a new one; :class:`FaceMeshLandmarker` names its errors).
+    """
+
+    points = 7
+    #: FaceMesh indices averaged into each point, in output order.
+    INDICES: tuple[tuple[int, ...], ...] = ((33, 133), (362, 263), (1,), (61,), (291,), (13,), (14,))
+
+    def __init__(self, mesh: FaceMeshLandmarker | None = None) -> None:
+        self.mesh = mesh or FaceMeshLandmarker()
+
+    def box(self, image: np.ndarray) -> Box | None:
+        return self.mesh.box(image)
+
+    def landmarks(self, image: np.ndarray) -> np.ndarray | None:
+        full = self.mesh.landmarks(image)
+        if full is None:
+            return None
+        return np.stack([full[list(group)].mean(axis=0) for group in self.INDICES])
 
 
 # --- best frame -------------------------------------------------------------------------------------------------

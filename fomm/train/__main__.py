@@ -33,7 +33,7 @@ from ..cli_errors import CliError, RaisingParser
 from ..config import ConfigError, FommConfig, load_yaml_config, preset
 from ..model import build_fomm
 from .losses import FeatureNetworkError
-from .names import AUGMENTATION_LEVERS
+from .names import AUGMENTATION_LEVERS, LANDMARK_POINT_CHOICES
 from .trainer import CHECKPOINT_NAME, TrainConfig, Trainer, TrainError, load_train_config
 
 __all__ = ["build_parser", "main"]
@@ -44,8 +44,8 @@ PROG = "fomm.train"
 EXIT_USAGE = 2
 EXIT_INTERRUPTED = 130
 DEFAULT_PRESET = "vox-256"
-#: The run's data set (``{"data": ROOT, "id_sampling": bool, "webcam_aug": P, "occluders": P, "shape_aug": P}``),
-#: beside its checkpoint.
+#: The run's data set (``{"data": ROOT, "id_sampling": bool, "webcam_aug": P, "occluders": P, "shape_aug": P,
+#: "landmark_points": "yunet" | "facemesh"}``), beside its checkpoint.
 RUN_RECORD = "run.json"
 
 
@@ -178,6 +178,13 @@ def build_parser() -> argparse.ArgumentParser:
         "nose tip, mouth corners) of every training frame, the others free; e.g. 10; default 0 (off); --resume "
         "keeps the run's",
     )
+    parser.add_argument(
+        "--landmark-points",
+        choices=LANDMARK_POINT_CHOICES,
+        help="the landmarks of --landmark-keypoints / --face-anchor: yunet (5 points, default) or facemesh (those "
+        "5 and the inner upper and lower lip, from FaceMesh: a keypoint for the mouth opening); --resume keeps "
+        "the run's",
+    )
     parser.add_argument("--seed", type=_int_at_least(0), help="random seed (default 0)")
     parser.add_argument("--amp", choices=("off", "bf16", "fp16"), help="autocast precision (default off)")
     parser.add_argument("--channels-last", action="store_true", help="channels-last memory format")
@@ -226,6 +233,10 @@ def _run_paths(args: argparse.Namespace) -> None:
             args.data = Path(record["data"])
         args.id_sampling = args.id_sampling or bool(record.get("id_sampling", False))
         _augmentation_from_record(args, record)
+        if args.landmark_points is None:
+            args.landmark_points = str(record.get("landmark_points", "yunet"))
+            if args.landmark_points not in LANDMARK_POINT_CHOICES:
+                raise ValueError(f"landmark_points must be one of {', '.join(LANDMARK_POINT_CHOICES)}")
     except (KeyError, ValueError, TypeError) as exc:
         raise CliError(f"cannot read the run's settings from {str(record_path)!r}: {exc}") from None
 
@@ -245,6 +256,11 @@ def _augmentation(args: argparse.Namespace) -> dict[str, float]:
     return {name: float(getattr(args, name) or 0.0) for name in AUGMENTATION_LEVERS}
 
 
+def _landmark_points(args: argparse.Namespace) -> str:
+    """The run's ``--landmark-points`` (unset: ``"yunet"``)."""
+    return args.landmark_points or "yunet"
+
+
 def _write_run_record(args: argparse.Namespace) -> None:
     """``run.json`` in the run folder: the data set and its augmentation, so that ``--resume`` alone can continue
     the run."""
@@ -253,6 +269,7 @@ def _write_run_record(args: argparse.Namespace) -> None:
         "data": str(args.data.resolve()),
         "id_sampling": bool(args.id_sampling),
         **_augmentation(args),
+        "landmark_points": _landmark_points(args),
     }
     (args.out / RUN_RECORD).write_text(json.dumps(record, indent=2) + "\n")
 
@@ -341,6 +358,7 @@ def _dataset(args: argparse.Namespace, image_size: int, *, landmarks: bool = Fal
         split="train",
         id_sampling=args.id_sampling,
         landmarks=landmarks,
+        landmark_points=_landmark_points(args),
         **_augmentation(args),
     )
     return FramesDataset(config)
@@ -363,6 +381,8 @@ def _provenance(args: argparse.Namespace) -> dict[str, Any]:
         "id_sampling": bool(args.id_sampling),
         **_augmentation(args),
     }
+    if _landmark_points(args) != "yunet":
+        record["landmark_points"] = _landmark_points(args)
     dataset_json = Path(args.data) / "dataset.json"
     if dataset_json.is_file():
         try:
@@ -401,7 +421,13 @@ def run(args: argparse.Namespace) -> int:
         if model.discriminator is not None and loaded.model.discriminator is not None:
             model.discriminator.load_state_dict(loaded.model.discriminator.state_dict())
         logger.info("initialised from %s", args.init)
-    dataset = _dataset(args, model_config.image_size, landmarks=train_config.loss_weights.uses_landmarks)
+    uses_landmarks = train_config.loss_weights.uses_landmarks
+    if uses_landmarks and _landmark_points(args) == "facemesh":
+        from ..media import faces
+
+        if not faces.facemesh_available():
+            raise CliError(f"--landmark-points facemesh needs the FaceMesh model; {faces.FACEMESH_INSTALL_HINT}")
+    dataset = _dataset(args, model_config.image_size, landmarks=uses_landmarks)
     logger.info("data: %s (%d items)", args.data, len(dataset))
     with Trainer(model, train_config, dataset, args.out) as trainer:
         trainer.provenance = _provenance(args)

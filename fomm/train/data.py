@@ -33,7 +33,7 @@ from typing import TYPE_CHECKING, Any
 import torch
 from torch.utils.data import Dataset
 
-from .names import DatasetError
+from .names import LANDMARK_POINT_CHOICES, DatasetError
 
 if TYPE_CHECKING:
     import numpy as np
@@ -102,8 +102,11 @@ class DatasetConfig:
         shape_aug: probability that both frames of a pair are warped by one random face-shape change (wider,
             narrower, longer, sheared, locally bent; :func:`fomm.train.augment.reshape_pair`): the same motion by
             a differently shaped face; 0 (default): never.
-        landmarks: add each frame's 5 face landmarks (YuNet, found on the final augmented frames) to the items,
-            for the face-anchor loss (``--face-anchor``).
+        landmarks: add each frame's face landmarks (found on the final augmented frames) to the items, for the
+            landmark losses (``--face-anchor``, ``--landmark-keypoints``).
+        landmark_points: which landmarks: ``"yunet"`` (default), YuNet's 5 points (eye centres, nose tip, mouth
+            corners); ``"facemesh"``, 7 points from FaceMesh (the same five and the inner upper and lower lip,
+            :class:`fomm.media.faces.FaceMeshParts`), so that a keypoint can follow the mouth opening.
     """
 
     root: Path
@@ -124,6 +127,7 @@ class DatasetConfig:
     occluders: float = 0.0
     shape_aug: float = 0.0
     landmarks: bool = False
+    landmark_points: str = "yunet"
 
     def __post_init__(self) -> None:
         if not isinstance(self.root, str | Path):
@@ -136,6 +140,11 @@ class DatasetConfig:
         for name in ("id_sampling", "augment", "horizontal_flip", "time_flip", "landmarks"):
             if not isinstance(getattr(self, name), bool):
                 raise DatasetError(f"DatasetConfig.{name} must be true or false, got {getattr(self, name)!r}")
+        if self.landmark_points not in LANDMARK_POINT_CHOICES:
+            raise DatasetError(
+                f"DatasetConfig.landmark_points must be one of {', '.join(LANDMARK_POINT_CHOICES)}, got "
+                f"{self.landmark_points!r}"
+            )
         for name, top in (
             ("brightness", 1.0),
             ("contrast", 1.0),
@@ -512,26 +521,28 @@ def _to_float(frames: np.ndarray) -> torch.Tensor:
 
 
 def face_landmarks(frames: torch.Tensor, landmarker: Any) -> tuple[torch.Tensor, torch.Tensor]:
-    """The 5 face landmarks of each frame, in the keypoints' ``[-1, 1]`` coordinates.
+    """The ``L`` face landmarks of each frame, in the keypoints' ``[-1, 1]`` coordinates.
 
     Args:
         frames: ``(N, 3, S, S)`` float RGB in ``[0, 1]``.
-        landmarker: has ``landmarks(image) -> (5, 2) pixel (x, y) | None`` for a ``(S, S, 3)`` uint8 RGB image
-            (:class:`fomm.media.faces.YuNetLandmarker`).
+        landmarker: has ``points`` (``L``, default 5) and ``landmarks(image) -> (L, 2) pixel (x, y) | None`` for
+            a ``(S, S, 3)`` uint8 RGB image (:class:`fomm.media.faces.YuNetLandmarker`,
+            :class:`fomm.media.faces.FaceMeshParts`).
 
     Returns:
-        ``(N, 5, 2)`` float32 points (``2 * pixel / (S - 1) - 1``; zeros where no face) and ``(N,)`` bool found.
+        ``(N, L, 2)`` float32 points (``2 * pixel / (S - 1) - 1``; zeros where no face) and ``(N,)`` bool found.
     """
     import numpy as np
 
+    count = int(getattr(landmarker, "points", 5))
     images = frames.mul(255.0).round_().clamp_(0, 255).to(torch.uint8).permute(0, 2, 3, 1).numpy()
-    points = torch.zeros((len(images), 5, 2), dtype=torch.float32)
+    points = torch.zeros((len(images), count, 2), dtype=torch.float32)
     found = torch.zeros(len(images), dtype=torch.bool)
     for index, image in enumerate(images):
         marks = landmarker.landmarks(np.ascontiguousarray(image))
         if marks is not None:
             scale = torch.tensor([image.shape[1] - 1, image.shape[0] - 1], dtype=torch.float32)
-            points[index] = torch.as_tensor(np.asarray(marks, np.float32)[:5, :2]) * 2.0 / scale - 1.0
+            points[index] = torch.as_tensor(np.asarray(marks, np.float32)[:count, :2]) * 2.0 / scale - 1.0
             found[index] = True
     return points, found
 
@@ -542,8 +553,9 @@ class FramesDataset(Dataset[dict[str, Any]]):
     An item is ``{"source": (3, S, S), "driving": (3, S, S), "name": str}``: float32 RGB in ``[0, 1]`` and the
     video's file or folder name; with ``config.webcam_aug`` or ``config.occluders`` (training split, augmented)
     also ``"driving_input"`` ``(3, S, S)``, the keypoint detector's (degraded, occluded) copy of ``"driving"``;
-    with ``config.landmarks`` also ``"landmarks"`` ``(2, 5, 2)`` float32, the source's and the driving frame's
-    5 YuNet points in ``[-1, 1]`` (``x = 2 * column / (S - 1) - 1``, as :func:`face_landmarks`), and
+    with ``config.landmarks`` also ``"landmarks"`` ``(2, L, 2)`` float32, the source's and the driving frame's
+    landmarks in ``[-1, 1]`` (``x = 2 * column / (S - 1) - 1``, as :func:`face_landmarks`; ``L`` = 5 YuNet
+    points, or 7 FaceMesh points with ``config.landmark_points="facemesh"``), and
     ``"landmarks_valid"`` ``(2,)`` bool (``False``: no face found; its points are 0).
     Training split: two distinct random frames of a video (in time order, then
     augmented: time flip, horizontal flip, colour jitter and, with ``config.shape_aug``, a face-shape warp, all the
@@ -630,9 +642,9 @@ class FramesDataset(Dataset[dict[str, Any]]):
             item["driving_input"] = self.driving_input(item["driving"], frames)
         if self.config.landmarks:
             if self._landmarker is None:
-                from ..media.faces import YuNetLandmarker
+                from ..media.faces import FaceMeshParts, YuNetLandmarker
 
-                self._landmarker = YuNetLandmarker()
+                self._landmarker = FaceMeshParts() if self.config.landmark_points == "facemesh" else YuNetLandmarker()
             item["landmarks"], item["landmarks_valid"] = face_landmarks(pair, self._landmarker)
         return item
 

@@ -3,7 +3,14 @@ handling), kept free of torch so that ``fomm --help`` does not load it."""
 
 from __future__ import annotations
 
-__all__ = ["AUGMENTATION_LEVERS", "DEFAULT_SCALES", "LANDMARK_CHOICES", "MOTION_LANDMARK_CHOICES", "DatasetError"]
+__all__ = [
+    "AUGMENTATION_LEVERS",
+    "DEFAULT_SCALES",
+    "LANDMARK_CHOICES",
+    "LANDMARK_POINT_CHOICES",
+    "MOTION_LANDMARK_CHOICES",
+    "DatasetError",
+]
 
 #: ``faces=`` / ``--landmarks`` choices: which landmark detector gives AKD (``off``: no face metrics).
 LANDMARK_CHOICES: tuple[str, ...] = ("auto", "fan", "dlib", "yunet", "off")
@@ -11,6 +18,10 @@ LANDMARK_CHOICES: tuple[str, ...] = ("auto", "fan", "dlib", "yunet", "off")
 #: Training augmentations given as probabilities (``--webcam-aug``, ``--occluders``, ``--shape-aug``): data set
 #: settings, kept in a run's ``run.json`` and in its checkpoints' training record.
 AUGMENTATION_LEVERS: tuple[str, ...] = ("webcam_aug", "occluders", "shape_aug")
+
+#: ``--landmark-points`` choices: the training landmarks of the landmark losses (YuNet's 5 points, or 7 FaceMesh
+#: points: those five and the inner lips).
+LANDMARK_POINT_CHOICES: tuple[str, ...] = ("yunet", "facemesh")
 
 #: The perceptual loss's default image pyramid (``--scales``).
 DEFAULT_SCALES: tuple[float, ...] = (1.0, 0.5, 0.25, 0.125)

@@ -824,14 +824,14 @@ class Trainer:
                     "a landmark loss (loss_weights.face_anchor / landmark_keypoints) is on but the batch has no "
                     "face landmarks (DatasetConfig.landmarks)"
                 )
-            landmarks = batch["landmarks"].to(self.device)  # (B, 2, 5, 2): source, driving
+            landmarks = batch["landmarks"].to(self.device)  # (B, 2, L, 2): source, driving (L = 5 or 7)
             found = batch["landmarks_valid"].to(self.device)  # (B, 2)
             both_values = torch.cat((forward.kp_source.value, forward.kp_driving.value))
             both_landmarks = torch.cat((landmarks[:, 0], landmarks[:, 1]))
             both_found = torch.cat((found[:, 0], found[:, 1]))
             if weights.face_anchor != 0:
-                losses["face_anchor"] = face_anchor_loss(
-                    both_values, both_landmarks, both_found, weight=weights.face_anchor
+                losses["face_anchor"] = face_anchor_loss(  # the face frame needs YuNet's 5 (first) points
+                    both_values, both_landmarks[:, :5], both_found, weight=weights.face_anchor
                 )
             if weights.landmark_keypoints != 0:
                 losses["landmark_keypoints"] = landmark_keypoint_loss(

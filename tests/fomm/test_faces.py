@@ -306,3 +306,24 @@ def test_face_alignment_is_preferred_when_present(tmp_path: Path, monkeypatch: p
 
     landmarker.detector = _FakeDetector(None)  # type: ignore[assignment]
     assert landmarker.landmarks(image) is None
+
+
+@pytest.mark.skipif(not faces.facemesh_available(), reason=f"FaceMesh: {faces.FACEMESH_INSTALL_HINT}")
+def test_facemesh_parts_are_yunets_five_and_the_inner_lips() -> None:
+    """Seven points for the landmark-keypoint loss: the first five stand where YuNet's stand (within 0.2 eye
+    distances), the two lip points lie between the mouth corners (closed mouth: almost on each other); no face,
+    no points."""
+    image = fit_square(load_image(AVATAR), 256, "face")
+    parts = faces.FaceMeshParts()
+    points = parts.landmarks(image)
+    five = faces.YuNetLandmarker().landmarks(image)
+    assert points is not None and five is not None and points.shape == (7, 2) and parts.points == 7
+    eye_distance = float(np.linalg.norm(five[1] - five[0]))
+    assert eye_distance > 30
+    assert float(np.linalg.norm(points[:5] - five, axis=1).max()) < 0.2 * eye_distance  # two detectors
+    corners_middle = (points[3] + points[4]) / 2
+    for lip in points[5:]:
+        assert float(np.linalg.norm(lip - corners_middle)) < 0.15 * eye_distance
+        assert points[3, 0] < lip[0] < points[4, 0]
+    assert points[6, 1] >= points[5, 1] - 1.0  # the lower lip is not above the upper one
+    assert parts.landmarks(np.full_like(image, 90)) is None

@@ -473,12 +473,17 @@ def test_too_little_data_is_a_clear_error(tmp_path, make_tiny):
 
 class BlobsWithLandmarks(MovingBlobs):
     """:class:`MovingBlobs` with made-up 5-point "faces" (one frame in four without one), for the face-anchor
-    loss."""
+    loss; with ``points=7`` also two inner-lip points (as ``--landmark-points facemesh``)."""
+
+    def __init__(self, *args: object, points: int = 5, **kwargs: object) -> None:
+        super().__init__(*args, **kwargs)
+        self.points = points
 
     def __getitem__(self, index: int) -> dict[str, object]:
         item = super().__getitem__(index)
         g = torch.Generator().manual_seed(2000 + index)
-        template = torch.tensor([[-0.5, 0.0], [0.5, 0.0], [0.0, 0.55], [-0.4, 1.0], [0.4, 1.0]])
+        template = torch.tensor([[-0.5, 0.0], [0.5, 0.0], [0.0, 0.55], [-0.4, 1.0], [0.4, 1.0], [0.0, 0.9], [0.0, 1.1]])
+        template = template[: self.points]
         item["landmarks"] = template * 0.3 + (torch.rand(2, 1, 2, generator=g) - 0.5) * 0.4
         item["landmarks_valid"] = torch.tensor([True, index % 4 != 3])
         return item
@@ -502,16 +507,19 @@ def test_face_anchor_loss_is_logged_and_falls(tmp_path, make_tiny):
             t.train_step(batch)
 
 
-def test_landmark_keypoint_loss_is_logged_and_falls(tmp_path, make_tiny):
-    """With ``loss_weights.landmark_keypoints`` keypoints move onto the made-up faces' landmarks."""
-    weights = LossWeights(perceptual=(10.0, 10.0), landmark_keypoints=10.0)
+@pytest.mark.parametrize("points", [5, 7])
+def test_landmark_keypoint_loss_is_logged_and_falls(tmp_path, make_tiny, points):
+    """With ``loss_weights.landmark_keypoints`` keypoints move onto the made-up faces' landmarks (YuNet's 5, or 7
+    with the lips); with 7 the face-anchor loss takes the first 5."""
+    anchor = 5.0 if points == 7 else 0.0
+    weights = LossWeights(perceptual=(10.0, 10.0), landmark_keypoints=10.0, face_anchor=anchor)
     out = tmp_path / "landmarks"
     config = train_config(max_steps=30, loss_weights=weights)
-    run(lambda: make_tiny(num_kp=6), out, config, dataset=BlobsWithLandmarks(videos=8))
+    run(lambda: make_tiny(num_kp=8), out, config, dataset=BlobsWithLandmarks(videos=8, points=points))
     pulled = [r["landmark_keypoints"] for r in read_log(out)]
     assert len(pulled) == 30 and all(np.isfinite(pulled)) and pulled[0] > 0
     assert np.mean(pulled[-5:]) < 0.7 * np.mean(pulled[:5])
-    assert "face_anchor" not in read_log(out)[0]
+    assert ("face_anchor" in read_log(out)[0]) == (points == 7)
 
 
 # --- command line -----------------------------------------------------------------------------------------------
@@ -648,6 +656,7 @@ def test_resume_with_data_keeps_the_runs_id_sampling_and_augmentation(tmp_path: 
         "webcam_aug": 0.3,
         "occluders": 0.2,
         "shape_aug": 0.4,
+        "landmark_points": "facemesh",
     }
     (run / RUN_RECORD).write_text(json.dumps(record))
     for data in (None, tmp_path / "other"):
@@ -659,10 +668,38 @@ def test_resume_with_data_keeps_the_runs_id_sampling_and_augmentation(tmp_path: 
             webcam_aug=None,
             occluders=None,
             shape_aug=None,
+            landmark_points=None,
         )
         _run_paths(args)
         assert args.id_sampling is True and (args.webcam_aug, args.occluders, args.shape_aug) == (0.3, 0.2, 0.4)
-        assert args.data == (data or tmp_path / "data") and args.out == run
+        assert args.data == (data or tmp_path / "data") and args.out == run and args.landmark_points == "facemesh"
+    del record["landmark_points"]  # a run from before --landmark-points: YuNet's 5
+    (run / RUN_RECORD).write_text(json.dumps(record))
+    args = argparse.Namespace(
+        resume=run,
+        out=None,
+        data=None,
+        id_sampling=False,
+        webcam_aug=None,
+        occluders=None,
+        shape_aug=None,
+        landmark_points=None,
+    )
+    _run_paths(args)
+    assert args.landmark_points == "yunet"
+
+
+def test_landmark_points_facemesh_without_facemesh_is_one_line(tmp_path, capsys, monkeypatch):
+    from fomm.media import faces
+    from fomm.train.__main__ import main
+
+    monkeypatch.setattr(faces, "facemesh_available", lambda: False)
+    data = write_videos(tmp_path / "data")
+    argv = ["--data", str(data), "--out", str(tmp_path / "out"), *CLI_ARGS, "--max-steps", "1", "--workers", "0"]
+    assert main([*argv, "--landmark-keypoints", "1", "--landmark-points", "facemesh"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("fomm.train: error: --landmark-points facemesh needs the FaceMesh")
+    assert not (tmp_path / "out" / "checkpoint.safetensors").exists()
 
 
 def test_checkpoints_record_how_they_were_trained(tmp_path, capsys):

@@ -746,6 +746,26 @@ def test_face_landmarks_in_keypoint_coordinates() -> None:
     assert float(points[1].abs().sum()) == 0.0
 
 
+class _SevenPoints(_StubLandmarker):
+    points = 7
+
+    def landmarks(self, image: np.ndarray) -> np.ndarray | None:
+        five = super().landmarks(image)
+        return None if five is None else np.concatenate([five, [[15.5, 20.0], [15.5, 24.0]]])
+
+
+def test_face_landmarks_take_the_landmarkers_point_count() -> None:
+    from fomm.train.data import face_landmarks
+
+    frames = torch.stack([torch.full((3, S, S), 0.9), torch.full((3, S, S), 0.1)])
+    points, found = face_landmarks(frames, _SevenPoints())
+    assert points.shape == (2, 7, 2) and found.tolist() == [True, False]
+    torch.testing.assert_close(points[0, 5:], torch.tensor([[0.0, 40.0 / 31 - 1], [0.0, 48.0 / 31 - 1]]))
+    assert float(points[1].abs().sum()) == 0.0
+    with pytest.raises(DatasetError, match="landmark_points must be one of yunet, facemesh, got 'dlib'"):
+        DatasetConfig(root=Path("."), landmark_points="dlib")
+
+
 def test_items_carry_the_landmarks_of_the_augmented_frames(tmp_path: Path) -> None:
     """The bundled portrait, and the same shifted 12 px right: YuNet's points move 12 px right between the
     items' frames, and 12 px left in flipped pairs (points found after augmentation). Items pickle for worker
@@ -782,3 +802,12 @@ def test_items_carry_the_landmarks_of_the_augmented_frames(tmp_path: Path) -> No
     assert seen == {True, False}  # the flipped pairs' faces moved left: points found after the flip
     assert pickle.loads(pickle.dumps(ds))._landmarker is None  # OpenCV objects stay in their process
     assert "landmarks" not in FramesDataset(dataclasses.replace(config, landmarks=False))[0]
+    from fomm.media import faces
+
+    if faces.facemesh_available():  # seven FaceMesh points, found after augmentation too
+        mesh = FramesDataset(dataclasses.replace(config, landmark_points="facemesh"))
+        for _ in range(4):
+            item = mesh[0]
+            assert item["landmarks"].shape == (2, 7, 2) and item["landmarks_valid"].tolist() == [True, True]
+            step = (item["landmarks"][1] - item["landmarks"][0])[:, 0].mean() * (size - 1) / 2
+            assert abs(float(step)) == pytest.approx(12.0, abs=2.0)
