@@ -659,33 +659,20 @@ def test_resume_with_data_keeps_the_runs_id_sampling_and_augmentation(tmp_path: 
         "landmark_points": "facemesh",
     }
     (run / RUN_RECORD).write_text(json.dumps(record))
-    for data in (None, tmp_path / "other"):
-        args = argparse.Namespace(
-            resume=run / "checkpoint.safetensors",
-            out=None,
-            data=data,
-            id_sampling=False,
-            webcam_aug=None,
-            occluders=None,
-            shape_aug=None,
-            landmark_points=None,
-        )
+
+    def resumed(resume: Path, data: Path | None) -> argparse.Namespace:
+        args = argparse.Namespace(resume=resume, out=None, data=data, id_sampling=False, landmark_points=None)
+        args.webcam_aug = args.occluders = args.shape_aug = None
         _run_paths(args)
+        return args
+
+    for data in (None, tmp_path / "other"):
+        args = resumed(run / "checkpoint.safetensors", data)
         assert args.id_sampling is True and (args.webcam_aug, args.occluders, args.shape_aug) == (0.3, 0.2, 0.4)
         assert args.data == (data or tmp_path / "data") and args.out == run and args.landmark_points == "facemesh"
     del record["landmark_points"]  # a run from before --landmark-points: YuNet's 5
     (run / RUN_RECORD).write_text(json.dumps(record))
-    args = argparse.Namespace(
-        resume=run,
-        out=None,
-        data=None,
-        id_sampling=False,
-        webcam_aug=None,
-        occluders=None,
-        shape_aug=None,
-        landmark_points=None,
-    )
-    _run_paths(args)
+    args = resumed(run, None)
     assert args.landmark_points == "yunet"
 
 
