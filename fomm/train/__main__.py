@@ -33,7 +33,7 @@ from ..cli_errors import CliError, RaisingParser
 from ..config import ConfigError, FommConfig, load_yaml_config, preset
 from ..model import build_fomm
 from .losses import FeatureNetworkError
-from .names import AUGMENTATION_LEVERS, LANDMARK_POINT_CHOICES
+from .names import AUGMENTATION_LEVERS, LANDMARK_POINT_CHOICES, LANDMARK_POINT_COUNTS
 from .trainer import CHECKPOINT_NAME, TrainConfig, Trainer, TrainError, load_train_config
 
 __all__ = ["build_parser", "main"]
@@ -89,6 +89,16 @@ def _scales(text: str) -> tuple[float, ...]:
         raise argparse.ArgumentTypeError(f"expected comma-separated numbers in (0, 1], got {text!r}") from None
     if not all(0.0 < v <= 1.0 for v in values):
         raise argparse.ArgumentTypeError(f"expected comma-separated numbers in (0, 1], got {text!r}")
+    return values
+
+
+def _keypoint_ids(text: str) -> tuple[int, ...]:
+    try:
+        values = tuple(int(part) for part in text.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected comma-separated keypoint indices, got {text!r}") from None
+    if any(v < 0 for v in values) or len(set(values)) != len(values):
+        raise argparse.ArgumentTypeError(f"expected distinct keypoint indices >= 0, got {text!r}")
     return values
 
 
@@ -184,6 +194,15 @@ def build_parser() -> argparse.ArgumentParser:
         help="the landmarks of --landmark-keypoints / --face-anchor: yunet (5 points, default) or facemesh (those "
         "5 and the inner upper and lower lip, from FaceMesh: a keypoint for the mouth opening); --resume keeps "
         "the run's",
+    )
+    parser.add_argument(
+        "--landmark-assign",
+        type=_keypoint_ids,
+        metavar="K,K,...",
+        help="which keypoint --landmark-keypoints pulls onto each landmark, fixed for the run (one index per "
+        "landmark, in YuNet's order: the two eyes, nose tip, the two mouth corners, then with facemesh the upper "
+        "and lower inner lip); "
+        "default: the nearest pairs, chosen again every step; --resume keeps the run's",
     )
     parser.add_argument("--seed", type=_int_at_least(0), help="random seed (default 0)")
     parser.add_argument("--amp", choices=("off", "bf16", "fp16"), help="autocast precision (default off)")
@@ -339,6 +358,8 @@ def _train_config(args: argparse.Namespace, model_config: FommConfig, yaml_path:
         weights = dataclasses.replace(weights, face_anchor=args.face_anchor)
     if args.landmark_keypoints is not None:
         weights = dataclasses.replace(weights, landmark_keypoints=args.landmark_keypoints)
+    if args.landmark_assign is not None:
+        changes["landmark_assignment"] = args.landmark_assign
     if args.adversarial:
         blocks = model_config.discriminator.num_blocks
         matching = weights.feature_matching
@@ -422,6 +443,12 @@ def run(args: argparse.Namespace) -> int:
             model.discriminator.load_state_dict(loaded.model.discriminator.state_dict())
         logger.info("initialised from %s", args.init)
     uses_landmarks = train_config.loss_weights.uses_landmarks
+    points = LANDMARK_POINT_COUNTS[_landmark_points(args)]
+    if train_config.landmark_assignment and len(train_config.landmark_assignment) != points:
+        raise CliError(
+            f"--landmark-assign has {len(train_config.landmark_assignment)} keypoint(s) but --landmark-points "
+            f"{_landmark_points(args)} gives {points} landmarks"
+        )
     if uses_landmarks and _landmark_points(args) == "facemesh":
         from ..media import faces
 

@@ -8,6 +8,7 @@ __all__ = [
     "DEFAULT_SCALES",
     "LANDMARK_CHOICES",
     "LANDMARK_POINT_CHOICES",
+    "LANDMARK_POINT_COUNTS",
     "MOTION_LANDMARK_CHOICES",
     "DatasetError",
 ]
@@ -22,6 +23,9 @@ AUGMENTATION_LEVERS: tuple[str, ...] = ("webcam_aug", "occluders", "shape_aug")
 #: ``--landmark-points`` choices: the training landmarks of the landmark losses (YuNet's 5 points, or 7 FaceMesh
 #: points: those five and the inner lips).
 LANDMARK_POINT_CHOICES: tuple[str, ...] = ("yunet", "facemesh")
+
+#: How many landmarks each ``--landmark-points`` choice gives.
+LANDMARK_POINT_COUNTS: dict[str, int] = {"yunet": 5, "facemesh": 7}
 
 #: The perceptual loss's default image pyramid (``--scales``).
 DEFAULT_SCALES: tuple[float, ...] = (1.0, 0.5, 0.25, 0.125)

@@ -139,6 +139,9 @@ class TrainConfig:
         amp: ``"off"``, ``"bf16"`` (CPU or CUDA autocast) or ``"fp16"`` (CUDA autocast with loss scaling).
         channels_last: use the channels-last memory format (faster convolutions on recent GPUs).
         progress: show a tqdm progress bar on stderr (rank 0).
+        landmark_assignment: which keypoint the landmark-keypoint loss pulls onto each landmark, fixed for the
+            run (one distinct keypoint index per landmark, in the landmarks' order); empty: the nearest pairs over
+            each batch, chosen again every step (:func:`~fomm.train.losses.landmark_keypoint_loss`).
     """
 
     num_epochs: int = 100
@@ -166,6 +169,7 @@ class TrainConfig:
     amp: str = "off"
     channels_last: bool = False
     progress: bool = True
+    landmark_assignment: tuple[int, ...] = ()
 
     def __post_init__(self) -> None:
         _int_at_least("num_epochs", self.num_epochs, 1)
@@ -202,6 +206,12 @@ class TrainConfig:
             raise ConfigError("train.features is 'none' but the perceptual loss weights are not 0")
         if not weights.uses_perceptual and weights.l1 == 0:
             raise ConfigError("no reconstruction loss: set perceptual weights (and features) or loss_weights.l1 > 0")
+        ids = tuple(self.landmark_assignment)
+        if not all(isinstance(i, int) and not isinstance(i, bool) and i >= 0 for i in ids) or len(set(ids)) != len(ids):
+            raise ConfigError(f"train.landmark_assignment must be distinct keypoint indices >= 0, got {list(ids)}")
+        if ids and weights.landmark_keypoints == 0:
+            raise ConfigError("train.landmark_assignment is set but loss_weights.landmark_keypoints is 0")
+        object.__setattr__(self, "landmark_assignment", ids)
 
     @classmethod
     def from_original(cls, train_params: Mapping[str, Any], **overrides: Any) -> TrainConfig:
@@ -581,6 +591,12 @@ class Trainer:
         self.use_gan = weights.adversarial
         if self.use_gan and model.discriminator is None:
             raise ConfigError("loss_weights.generator_gan > 0 needs a model built with a discriminator")
+        num_kp = model.config.keypoint_detector.num_kp
+        if any(i >= num_kp for i in config.landmark_assignment):
+            raise ConfigError(
+                f"train.landmark_assignment names keypoint {max(config.landmark_assignment)} but the model has "
+                f"{num_kp} keypoints (0..{num_kp - 1})"
+            )
         if model.discriminator is not None and not self.use_gan:
             logger.info("the model has a discriminator but generator_gan is 0: it is not trained (as the original)")
         if self.use_gan and model.discriminator is not None:
@@ -835,7 +851,11 @@ class Trainer:
                 )
             if weights.landmark_keypoints != 0:
                 losses["landmark_keypoints"] = landmark_keypoint_loss(
-                    both_values, both_landmarks, both_found, weight=weights.landmark_keypoints
+                    both_values,
+                    both_landmarks,
+                    both_found,
+                    weight=weights.landmark_keypoints,
+                    assignment=self.config.landmark_assignment,
                 )
 
         # 7. Generator + keypoint detector update.
@@ -1118,6 +1138,11 @@ class Trainer:
             "scales": list(self.config.scales),
             "face_anchor": self.config.loss_weights.face_anchor,
             "landmark_keypoints": self.config.loss_weights.landmark_keypoints,
+            **(
+                {"landmark_assignment": list(self.config.landmark_assignment)}
+                if self.config.landmark_assignment
+                else {}
+            ),
             "torch": torch.__version__,
             **self.provenance,
         }

@@ -507,14 +507,14 @@ def test_face_anchor_loss_is_logged_and_falls(tmp_path, make_tiny):
             t.train_step(batch)
 
 
-@pytest.mark.parametrize("points", [5, 7])
-def test_landmark_keypoint_loss_is_logged_and_falls(tmp_path, make_tiny, points):
+@pytest.mark.parametrize(("points", "assignment"), [(5, ()), (7, ()), (5, (7, 6, 0, 4, 3))])
+def test_landmark_keypoint_loss_is_logged_and_falls(tmp_path, make_tiny, points, assignment):
     """With ``loss_weights.landmark_keypoints`` keypoints move onto the made-up faces' landmarks (YuNet's 5, or 7
-    with the lips); with 7 the face-anchor loss takes the first 5."""
+    with the lips; nearest pairs, or a fixed assignment); with 7 the face-anchor loss takes the first 5."""
     anchor = 5.0 if points == 7 else 0.0
     weights = LossWeights(perceptual=(10.0, 10.0), landmark_keypoints=10.0, face_anchor=anchor)
     out = tmp_path / "landmarks"
-    config = train_config(max_steps=30, loss_weights=weights)
+    config = train_config(max_steps=30, loss_weights=weights, landmark_assignment=assignment)
     run(lambda: make_tiny(num_kp=8), out, config, dataset=BlobsWithLandmarks(videos=8, points=points))
     pulled = [r["landmark_keypoints"] for r in read_log(out)]
     assert len(pulled) == 30 and all(np.isfinite(pulled)) and pulled[0] > 0
@@ -676,6 +676,32 @@ def test_resume_with_data_keeps_the_runs_id_sampling_and_augmentation(tmp_path: 
     assert args.landmark_points == "yunet"
 
 
+def test_landmark_assignment_that_does_not_fit_is_refused(tmp_path, make_tiny, capsys):
+    """Duplicates, no landmark loss, a keypoint the model lacks, or a count other than the landmarks': one line,
+    no run."""
+    from fomm.train.__main__ import main
+
+    weights = LossWeights(perceptual=(10.0, 10.0), landmark_keypoints=1.0)
+    with pytest.raises(ConfigError, match="distinct keypoint indices"):
+        train_config(loss_weights=weights, landmark_assignment=(1, 1, 2, 3, 4))
+    with pytest.raises(ConfigError, match="landmark_keypoints is 0"):
+        train_config(landmark_assignment=(0, 1, 2, 3, 4))
+    config = train_config(loss_weights=weights, landmark_assignment=(0, 1, 2, 3, 8))
+    with pytest.raises(ConfigError, match="names keypoint 8 but the model has 8 keypoints"):
+        Trainer(fomm.build_fomm(make_tiny(num_kp=8)), config, MovingBlobs(), tmp_path / "no", features=TinyFeatures())
+    data = write_videos(tmp_path / "data")
+    argv = ["--data", str(data), "--out", str(tmp_path / "out"), *CLI_ARGS, "--max-steps", "1", "--workers", "0"]
+    for assign, message in (
+        ("0,1,2", "--landmark-assign has 3 keypoint(s) but --landmark-points yunet gives 5 landmarks"),
+        ("0,1,1,2,3", "argument --landmark-assign: expected distinct keypoint indices >= 0, got '0,1,1,2,3'"),
+        ("0,1,2,3,x", "argument --landmark-assign: expected comma-separated keypoint indices, got '0,1,2,3,x'"),
+    ):
+        assert main([*argv, "--landmark-keypoints", "1", "--landmark-assign", assign]) == 2
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and message in err[0], err
+    assert not (tmp_path / "out" / "checkpoint.safetensors").exists()
+
+
 def test_landmark_points_facemesh_without_facemesh_is_one_line(tmp_path, capsys, monkeypatch):
     from fomm.media import faces
     from fomm.train.__main__ import main
@@ -711,7 +737,7 @@ def test_checkpoints_record_how_they_were_trained(tmp_path, capsys):
     second = tmp_path / "second"
     init = first / "checkpoint.safetensors"
     levers = ["--id-sampling", "--scales", "0.5,0.25", "--shape-aug", "0.25", "--face-anchor", "5"]
-    levers += ["--landmark-keypoints", "2"]
+    levers += ["--landmark-keypoints", "2", "--landmark-assign", "4,3,2,1,0"]
     levers += ["--lr", "1e-4", "--lr-kp-detector", "3e-4"]
     assert (
         main(["--data", str(data), "--out", str(second), *common, "--max-steps", "1", "--init", str(init), *levers])
@@ -723,7 +749,10 @@ def test_checkpoints_record_how_they_were_trained(tmp_path, capsys):
     assert fomm_main(["info", str(second / "checkpoint.safetensors")]) == 0
     trained = [line for line in capsys.readouterr().out.splitlines() if line.startswith("trained:")]
     assert len(trained) == 2 and trained[0].startswith("trained: 1 steps") and "from random" in trained[1]
-    assert "(shape-aug 0.25, id-sampling, face-anchor 5, landmark-keypoints 2, scales 0.5,0.25)" in trained[0]
+    assert (
+        "(shape-aug 0.25, id-sampling, face-anchor 5, landmark-keypoints 2, landmark-assign 4,3,2,1,0, "
+        "scales 0.5,0.25)" in trained[0]
+    )
     assert "(webcam-aug 0.5)" in trained[1]
     saved = json.loads((second / "train_config.json").read_text())
     assert (
@@ -732,6 +761,8 @@ def test_checkpoints_record_how_they_were_trained(tmp_path, capsys):
         and "face_anchor" in read_log(second)[0]
         and saved["loss_weights"]["landmark_keypoints"] == 2.0
         and chained["landmark_keypoints"] == 2.0
+        and saved["landmark_assignment"] == [4, 3, 2, 1, 0]
+        and chained["landmark_assignment"] == [4, 3, 2, 1, 0]
         and "landmark_keypoints" in read_log(second)[0]
     )
     assert read_training_record(tmp_path / "nothing.safetensors") is None

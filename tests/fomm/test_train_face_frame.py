@@ -113,10 +113,10 @@ def test_descending_the_loss_moves_keypoints_onto_the_same_face_parts() -> None:
         optimizer.zero_grad()
         loss = face_anchor_loss(keypoints, landmarks, found, margin=0.05)
         loss.backward()
-        first = float(loss) if first is None else first
+        first = float(loss.detach()) if first is None else first
         optimizer.step()
     assert landmarks.grad is None
-    assert first > 0.3 and float(face_anchor_loss(keypoints, landmarks, found, margin=0.05)) < 1e-3
+    assert first > 0.3 and float(face_anchor_loss(keypoints, landmarks, found, margin=0.05).detach()) < 1e-3
     aligned = align_to_face(keypoints.detach(), landmarks.detach())
     assert float((aligned[0] - aligned[1]).norm(dim=-1).max()) < 0.11  # twins within 2 x margin (+ a step)
 
@@ -168,6 +168,29 @@ def test_landmark_keypoint_loss_known_answers() -> None:
         landmark_keypoint_loss(keypoints, landmarks[:3], torch.ones(4, dtype=torch.bool))
     with pytest.raises(ValueError, match="cannot stand for"):
         landmark_keypoint_loss(keypoints[:, :4], landmarks, torch.ones(4, dtype=torch.bool))
+
+
+def test_landmark_keypoint_loss_with_a_fixed_assignment() -> None:
+    """A fixed assignment pulls the named keypoints, whichever are nearest; one that does not fit is refused."""
+    keypoints, landmarks, order = _planted()
+    found = torch.ones(4, dtype=torch.bool)
+    planted = landmark_keypoint_loss(keypoints, landmarks, found, assignment=order.tolist())
+    assert float(planted) == pytest.approx(0.05, abs=1e-6)
+    other = [1, 3, 5, 6, 8]  # keypoints elsewhere: the loss is their own mean distance
+    keypoints.requires_grad_(True)
+    loss = landmark_keypoint_loss(keypoints, landmarks, found, assignment=other)
+    expected = (keypoints.detach()[:, other] - landmarks).norm(dim=-1).mean()
+    assert float(loss.detach()) == pytest.approx(float(expected), abs=1e-6) and float(loss.detach()) > 0.2
+    loss.backward()
+    pulled = keypoints.grad.abs().sum(dim=(0, 2))
+    assert (pulled[other] > 0).all() and float(pulled[order].max()) == 0.0
+    for bad, message in (
+        ([7, 2, 9, 0], "4 keypoint\\(s\\) for 5"),
+        ([7, 2, 9, 0, 0], "distinct"),
+        ([7, 2, 9, 0, 10], "0..9"),
+    ):
+        with pytest.raises(ValueError, match=message):
+            landmark_keypoint_loss(keypoints, landmarks, found, assignment=bad)
 
 
 def test_descending_the_landmark_loss_puts_keypoints_on_the_landmarks() -> None:
