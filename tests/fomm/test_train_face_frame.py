@@ -211,7 +211,7 @@ def test_descending_the_landmark_loss_puts_keypoints_on_the_landmarks() -> None:
         optimizer.zero_grad()
         landmark_keypoint_loss(keypoints, landmarks, found).backward()
         optimizer.step()
-    assert float(landmark_keypoint_loss(keypoints, landmarks, found)) < 0.01
+    assert float(landmark_keypoint_loss(keypoints, landmarks, found).detach()) < 0.01
     # the planted keypoints (possibly two of them swapped between neighbouring landmarks) now sit on the landmarks
     chosen = match_keypoints_to_landmarks(keypoints.detach(), landmarks.detach(), found)
     assert sorted(chosen.tolist()) == sorted(order.tolist())
