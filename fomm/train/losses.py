@@ -50,7 +50,6 @@ __all__ = [
     "ImagePyramid",
     "LossWeights",
     "Vgg19Features",
-    "check_landmark_assignment",
     "equivariance_losses",
     "export_feature_weights",
     "face_anchor_loss",
@@ -676,26 +675,13 @@ def match_keypoints_to_landmarks(keypoints: torch.Tensor, landmarks: torch.Tenso
     return assignment
 
 
-def check_landmark_assignment(assignment: Sequence[int], keypoints: int, landmarks: int) -> None:
-    """Raises ``ValueError`` unless ``assignment`` gives each of ``landmarks`` landmarks its own keypoint below
-    ``keypoints``."""
-    ids = list(assignment)
-    if len(ids) != landmarks:
-        raise ValueError(f"the landmark assignment has {len(ids)} keypoint(s) for {landmarks} landmarks")
-    if len(set(ids)) != len(ids) or not all(isinstance(i, int) and 0 <= i < keypoints for i in ids):
-        raise ValueError(
-            f"the landmark assignment must be distinct keypoint indices in 0..{keypoints - 1}, got "
-            f"{','.join(str(i) for i in ids)}"
-        )
-
-
 def landmark_keypoint_loss(
     keypoints: torch.Tensor,
     landmarks: torch.Tensor,
     valid: torch.Tensor,
     *,
     weight: float = 1.0,
-    assignment: Sequence[int] = (),
+    assignment: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """Puts one keypoint on each face landmark (eyes, nose tip, mouth corners; not in the original).
 
@@ -711,14 +697,15 @@ def landmark_keypoint_loss(
         landmarks: ``(B, L, 2)`` each frame's landmarks in the keypoints' coordinates (constants).
         valid: ``(B,)`` bool: the frame's landmarks were found (others take no part).
         weight: the loss weight.
-        assignment: the keypoint index for each landmark, fixed (``L`` distinct indices below ``K``); empty: the
-            nearest pairs, chosen again every step.
+        assignment: ``(L,)`` int64, the keypoint index for each landmark, fixed (distinct, below ``K``; the
+            caller checks, once: :class:`~fomm.train.trainer.TrainConfig`); ``None``: the nearest pairs, chosen
+            again every step.
 
     Returns:
         The 0-d float32 loss (0 without valid frames).
 
     Raises:
-        ValueError: mismatched shapes, fewer keypoints than landmarks, or an assignment that does not fit.
+        ValueError: mismatched shapes (also of ``assignment``) or fewer keypoints than landmarks.
     """
     if keypoints.ndim != 3 or keypoints.shape[-1] != 2:
         raise ValueError(f"expected (B, K, 2) keypoints, got {tuple(keypoints.shape)}")
@@ -728,13 +715,12 @@ def landmark_keypoint_loss(
             f"expected ({batch}, L, 2) landmarks and ({batch},) valid flags, got {tuple(landmarks.shape)} and "
             f"{tuple(valid.shape)}"
         )
-    if assignment:
-        check_landmark_assignment(assignment, keypoints.shape[1], landmarks.shape[1])
-        chosen_ids = torch.tensor(list(assignment), dtype=torch.long, device=keypoints.device)
-    else:
-        chosen_ids = match_keypoints_to_landmarks(keypoints, landmarks, valid)
+    if assignment is None:
+        assignment = match_keypoints_to_landmarks(keypoints, landmarks, valid)
+    elif tuple(assignment.shape) != (landmarks.shape[1],):
+        raise ValueError(f"expected a ({landmarks.shape[1]},) landmark assignment, got {tuple(assignment.shape)}")
     mask = valid.to(device=keypoints.device, dtype=torch.float32)[:, None]  # (B, 1)
-    chosen = keypoints.float()[:, chosen_ids]  # (B, L, 2)
+    chosen = keypoints.float()[:, assignment]  # (B, L, 2)
     distance = (chosen - landmarks.detach().to(keypoints.device).float()).norm(dim=-1) * mask  # (B, L)
     return weight * distance.sum() / (mask.sum().clamp_min(1.0) * landmarks.shape[1])
 

@@ -597,6 +597,12 @@ class Trainer:
                 f"train.landmark_assignment names keypoint {max(config.landmark_assignment)} but the model has "
                 f"{num_kp} keypoints (0..{num_kp - 1})"
             )
+        #: The fixed landmark assignment as a tensor, made once (``None``: nearest pairs every step).
+        self._landmark_ids = (
+            torch.tensor(config.landmark_assignment, dtype=torch.long, device=self.device)
+            if config.landmark_assignment
+            else None
+        )
         if model.discriminator is not None and not self.use_gan:
             logger.info("the model has a discriminator but generator_gan is 0: it is not trained (as the original)")
         if self.use_gan and model.discriminator is not None:
@@ -855,7 +861,7 @@ class Trainer:
                     both_landmarks,
                     both_found,
                     weight=weights.landmark_keypoints,
-                    assignment=self.config.landmark_assignment,
+                    assignment=self._landmark_ids,
                 )
 
         # 7. Generator + keypoint detector update.

@@ -693,7 +693,7 @@ def test_landmark_assignment_that_does_not_fit_is_refused(tmp_path, make_tiny, c
     argv = ["--data", str(data), "--out", str(tmp_path / "out"), *CLI_ARGS, "--max-steps", "1", "--workers", "0"]
     for assign, message in (
         ("0,1,2", "--landmark-assign has 3 keypoint(s) but --landmark-points yunet gives 5 landmarks"),
-        ("0,1,1,2,3", "argument --landmark-assign: expected distinct keypoint indices >= 0, got '0,1,1,2,3'"),
+        ("0,1,1,2,3", "train.landmark_assignment must be distinct keypoint indices >= 0, got [0, 1, 1, 2, 3]"),
         ("0,1,2,3,x", "argument --landmark-assign: expected comma-separated keypoint indices, got '0,1,2,3,x'"),
     ):
         assert main([*argv, "--landmark-keypoints", "1", "--landmark-assign", assign]) == 2
