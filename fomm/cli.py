@@ -926,6 +926,9 @@ def _info(args: argparse.Namespace) -> int:
             levers.append(f"face-anchor {record['face_anchor']:g}")
         if record.get("landmark_keypoints"):
             levers.append(f"landmark-keypoints {record['landmark_keypoints']:g}")
+        if record.get("landmark_heatmap"):
+            levers.append(f"landmark-heatmap {record['landmark_heatmap']:g}")
+        if record.get("landmark_keypoints") or record.get("landmark_heatmap"):
             if record.get("landmark_points", "yunet") != "yunet":
                 levers.append(f"landmark-points {record['landmark_points']}")
             if record.get("landmark_assignment"):

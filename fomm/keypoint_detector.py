@@ -51,12 +51,16 @@ class KeypointDetector(nn.Module):
 
     def heatmaps(self, image: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Softmax heatmaps ``(B, K, h, w)`` (each sums to 1) and the feature map they come from."""
+        logits, features = self._logits(image)
+        b, k, h, w = logits.shape
+        heatmap = F.softmax(logits.view(b, k, h * w), dim=2).view(b, k, h, w)
+        return heatmap, features
+
+    def _logits(self, image: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """The heatmap logits over the temperature ``(B, K, h, w)`` and the feature map."""
         x = self.down(image) if self.down is not None else image
         features = self.predictor(x)
-        logits = self.kp(features)
-        b, k, h, w = logits.shape
-        heatmap = F.softmax(logits.view(b, k, h * w) / self.config.temperature, dim=2).view(b, k, h, w)
-        return heatmap, features
+        return self.kp(features) / self.config.temperature, features
 
     def forward(self, image: torch.Tensor) -> Keypoints:
         """Detect keypoints.
@@ -69,6 +73,24 @@ class KeypointDetector(nn.Module):
             when the config estimates no jacobians).
         """
         heatmap, features = self.heatmaps(image)
+        return self._keypoints(heatmap, features)
+
+    def forward_with_heatmaps(self, image: torch.Tensor) -> tuple[Keypoints, torch.Tensor]:
+        """:meth:`forward` plus the float32 log-heatmaps ``(B, K, h, w)`` (training losses on the heatmaps).
+
+        Log-probabilities rather than probabilities: far from its peak a heatmap underflows to 0, and a loss on
+        where the mass should be still needs a gradient there. Pixel centres are
+        ``make_coordinate_grid(h, w)``, the keypoints' ``[-1, 1]`` coordinates.
+        """
+        logits, features = self._logits(image)
+        b, k, h, w = logits.shape
+        flat = logits.view(b, k, h * w)
+        heatmap = F.softmax(flat, dim=2).view(b, k, h, w)
+        log_heatmap = F.log_softmax(flat.float(), dim=2).view(b, k, h, w)
+        return self._keypoints(heatmap, features), log_heatmap
+
+    def _keypoints(self, heatmap: torch.Tensor, features: torch.Tensor) -> Keypoints:
+        """Keypoints (the heatmaps' expectations) and jacobians (heatmap-weighted jacobian maps)."""
         b, k, h, w = heatmap.shape
         grid = make_coordinate_grid(h, w, dtype=heatmap.dtype, device=heatmap.device)
         value = (heatmap.unsqueeze(-1) * grid).sum(dim=(2, 3))

@@ -187,6 +187,14 @@ def build_parser() -> argparse.ArgumentParser:
         "keeps the run's",
     )
     parser.add_argument(
+        "--landmark-heatmap",
+        type=_non_negative_float,
+        metavar="W",
+        help="weight of the landmark-heatmap loss: the heatmap of each landmark's keypoint made to peak on the "
+        "landmark, which moves a keypoint that is far from it (--landmark-keypoints only nudges the heatmap's "
+        "mean); e.g. 1; default 0 (off); --resume keeps the run's",
+    )
+    parser.add_argument(
         "--landmark-points",
         choices=LANDMARK_POINT_CHOICES,
         help="the landmarks of --landmark-keypoints / --face-anchor: yunet (5 points, default) or facemesh (those "
@@ -197,9 +205,9 @@ def build_parser() -> argparse.ArgumentParser:
         "--landmark-assign",
         type=_keypoint_ids,
         metavar="K,K,...",
-        help="which keypoint --landmark-keypoints pulls onto each landmark, fixed for the run (one index per "
-        "landmark, in YuNet's order: the two eyes, nose tip, the two mouth corners, then with facemesh the upper "
-        "and lower inner lip); "
+        help="which keypoint --landmark-keypoints / --landmark-heatmap pull onto each landmark, fixed for the run "
+        "(one index per landmark, in YuNet's order: the two eyes, nose tip, the two mouth corners, then with "
+        "facemesh the upper and lower inner lip); "
         "default: the nearest pairs, chosen again every step; --resume keeps the run's",
     )
     parser.add_argument("--seed", type=_int_at_least(0), help="random seed (default 0)")
@@ -356,6 +364,8 @@ def _train_config(args: argparse.Namespace, model_config: FommConfig, yaml_path:
         weights = dataclasses.replace(weights, face_anchor=args.face_anchor)
     if args.landmark_keypoints is not None:
         weights = dataclasses.replace(weights, landmark_keypoints=args.landmark_keypoints)
+    if args.landmark_heatmap is not None:
+        weights = dataclasses.replace(weights, landmark_heatmap=args.landmark_heatmap)
     if args.landmark_assign is not None:
         changes["landmark_assignment"] = args.landmark_assign
     if args.adversarial:

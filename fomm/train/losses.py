@@ -34,7 +34,7 @@ from torch import nn
 
 from ..config import ConfigError
 from ..discriminator import scale_key
-from ..geometry import inverse_2x2
+from ..geometry import inverse_2x2, make_coordinate_grid
 from ..hashing import sha256_file
 from ..keypoints import Keypoints
 from ..layers import AntiAliasInterpolation2d
@@ -725,6 +725,68 @@ def landmark_keypoint_loss(
     return weight * distance.sum() / (mask.sum().clamp_min(1.0) * landmarks.shape[1])
 
 
+#: The width (standard deviation, in the keypoints' [-1, 1] coordinates) of the target heatmap around a landmark in
+#: :func:`landmark_heatmap_loss`: about 2 pixels of a 58x58 heatmap, 8 of a 256x256 frame.
+LANDMARK_HEATMAP_SIGMA = 0.06
+
+
+def landmark_heatmap_loss(
+    log_heatmaps: torch.Tensor,
+    landmarks: torch.Tensor,
+    valid: torch.Tensor,
+    assignment: torch.Tensor,
+    *,
+    weight: float = 1.0,
+    sigma: float = LANDMARK_HEATMAP_SIGMA,
+) -> torch.Tensor:
+    """Makes a keypoint's heatmap peak on its landmark, however far away it is now (not in the original).
+
+    :func:`landmark_keypoint_loss` pulls on the keypoint, the heatmap's mean; the gradient reaching a heatmap pixel
+    is then its probability, so a sharp peak far from its landmark only reshapes itself and hardly moves. Here the
+    target is a Gaussian heatmap ``t`` centred on the landmark (normalised over the heatmap's pixels), and the loss
+    is ``KL(t || p)`` for the keypoint's heatmap ``p``: the gradient on the heatmap logits is ``p - t``, which
+    raises the landmark's pixels whatever their probability now. 0 when ``p == t``. ``weight * mean_{b,l}`` over
+    the frames with landmarks.
+
+    Args:
+        log_heatmaps: ``(B, K, h, w)`` float32 log-probabilities; pixel centres
+            ``make_coordinate_grid(h, w)`` (:meth:`~fomm.keypoint_detector.KeypointDetector.forward_with_heatmaps`).
+        landmarks: ``(B, L, 2)`` each frame's landmarks in the keypoints' ``(x, y)`` coordinates (constants).
+        valid: ``(B,)`` bool: the frame's landmarks were found (others take no part).
+        assignment: ``(L,)`` int64, the keypoint for each landmark (fixed, or
+            :func:`match_keypoints_to_landmarks`).
+        weight: the loss weight.
+        sigma: the target's standard deviation (> 0).
+
+    Returns:
+        The 0-d float32 loss (0 without valid frames).
+
+    Raises:
+        ValueError: mismatched shapes, or ``sigma <= 0``.
+    """
+    if log_heatmaps.ndim != 4:
+        raise ValueError(f"expected (B, K, h, w) log-heatmaps, got {tuple(log_heatmaps.shape)}")
+    batch, _, height, width = log_heatmaps.shape
+    if landmarks.ndim != 3 or landmarks.shape[0] != batch or landmarks.shape[-1] != 2 or tuple(valid.shape) != (batch,):
+        raise ValueError(
+            f"expected ({batch}, L, 2) landmarks and ({batch},) valid flags, got {tuple(landmarks.shape)} and "
+            f"{tuple(valid.shape)}"
+        )
+    points = landmarks.shape[1]
+    if tuple(assignment.shape) != (points,):
+        raise ValueError(f"expected a ({points},) landmark assignment, got {tuple(assignment.shape)}")
+    if not sigma > 0:
+        raise ValueError(f"sigma must be > 0, got {sigma!r}")
+    device = log_heatmaps.device
+    grid = make_coordinate_grid(height, width, dtype=torch.float32, device=device)  # (h, w, 2)
+    centre = landmarks.detach().to(device).float()[:, :, None, None, :]  # (B, L, 1, 1, 2)
+    log_target = torch.log_softmax((-((grid - centre) ** 2).sum(-1) / (2 * sigma**2)).flatten(2), dim=2)
+    chosen = log_heatmaps.float()[:, assignment].flatten(2)  # (B, L, h*w)
+    divergence = (log_target.exp() * (log_target - chosen)).sum(-1)  # (B, L)
+    mask = valid.to(device=device, dtype=torch.float32)[:, None]  # (B, 1)
+    return weight * (divergence * mask).sum() / (mask.sum().clamp_min(1.0) * points)
+
+
 def lsgan_generator_loss(fake_maps: Mapping[str, torch.Tensor], weight: float = 1.0) -> torch.Tensor:
     """``sum_scales weight * mean((1 - D(fake))^2)``; ``fake_maps`` are the discriminator's prediction maps."""
     total = next(iter(fake_maps.values())).new_zeros((), dtype=torch.float32)
@@ -789,6 +851,8 @@ class LossWeights:
             original; 0 = off; the data set then adds face landmarks to its items).
         landmark_keypoints: one keypoint on each face landmark (:func:`landmark_keypoint_loss`; not in the
             original; 0 = off; the data set then adds face landmarks to its items).
+        landmark_heatmap: each of those keypoints' heatmap made to peak on its landmark (:func:`landmark_heatmap_loss`;
+            not in the original; 0 = off); moves keypoints that are far from their landmark.
     """
 
     perceptual: tuple[float, ...] = (10.0, 10.0, 10.0, 10.0, 10.0)
@@ -800,6 +864,7 @@ class LossWeights:
     l1: float = 0.0
     face_anchor: float = 0.0
     landmark_keypoints: float = 0.0
+    landmark_heatmap: float = 0.0
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "perceptual", _weights("perceptual", self.perceptual))
@@ -812,6 +877,7 @@ class LossWeights:
             "l1",
             "face_anchor",
             "landmark_keypoints",
+            "landmark_heatmap",
         ):
             value = getattr(self, name)
             if not isinstance(value, int | float) or value < 0:
@@ -829,7 +895,7 @@ class LossWeights:
     @property
     def uses_landmarks(self) -> bool:
         """A loss needs each training frame's face landmarks (the data set finds them)."""
-        return self.face_anchor != 0 or self.landmark_keypoints != 0
+        return self.face_anchor != 0 or self.landmark_keypoints != 0 or self.landmark_heatmap != 0
 
     @classmethod
     def from_original(cls, params: Mapping[str, Any]) -> LossWeights:

@@ -68,10 +68,12 @@ from .losses import (
     face_anchor_loss,
     feature_matching_loss,
     l1_pyramid_loss,
+    landmark_heatmap_loss,
     landmark_keypoint_loss,
     load_feature_network,
     lsgan_discriminator_loss,
     lsgan_generator_loss,
+    match_keypoints_to_landmarks,
     perceptual_pyramid_loss,
 )
 from .names import DEFAULT_SCALES
@@ -139,9 +141,9 @@ class TrainConfig:
         amp: ``"off"``, ``"bf16"`` (CPU or CUDA autocast) or ``"fp16"`` (CUDA autocast with loss scaling).
         channels_last: use the channels-last memory format (faster convolutions on recent GPUs).
         progress: show a tqdm progress bar on stderr (rank 0).
-        landmark_assignment: which keypoint the landmark-keypoint loss pulls onto each landmark, fixed for the
-            run (one distinct keypoint index per landmark, in the landmarks' order); empty: the nearest pairs over
-            each batch, chosen again every step (:func:`~fomm.train.losses.landmark_keypoint_loss`).
+        landmark_assignment: which keypoint the landmark losses (keypoint, heatmap) pull onto each landmark,
+            fixed for the run (one distinct keypoint index per landmark, in the landmarks' order); empty: the
+            nearest pairs over each batch, chosen again every step (:func:`~fomm.train.losses.landmark_keypoint_loss`).
     """
 
     num_epochs: int = 100
@@ -209,8 +211,10 @@ class TrainConfig:
         ids = tuple(self.landmark_assignment)
         if not all(isinstance(i, int) and not isinstance(i, bool) and i >= 0 for i in ids) or len(set(ids)) != len(ids):
             raise ConfigError(f"train.landmark_assignment must be distinct keypoint indices >= 0, got {list(ids)}")
-        if ids and weights.landmark_keypoints == 0:
-            raise ConfigError("train.landmark_assignment is set but loss_weights.landmark_keypoints is 0")
+        if ids and weights.landmark_keypoints == 0 and weights.landmark_heatmap == 0:
+            raise ConfigError(
+                "train.landmark_assignment is set but loss_weights.landmark_keypoints and landmark_heatmap are 0"
+            )
         object.__setattr__(self, "landmark_assignment", ids)
 
     @classmethod
@@ -410,24 +414,33 @@ class _GeneratorForward(NamedTuple):
     kp_driving: Keypoints
     generated: GeneratorOutput
     kp_transformed: Keypoints | None
+    #: ``(2B, K, h, w)`` float32 log-heatmaps of the source then the driving frames (``None``: not asked for).
+    log_heatmaps: torch.Tensor | None = None
 
 
 class _GeneratorStep(nn.Module):
     """Keypoint detector + generator in one module, so that DDP sees one forward per step."""
 
-    def __init__(self, kp_detector: nn.Module, generator: nn.Module) -> None:
+    def __init__(self, kp_detector: nn.Module, generator: nn.Module, *, with_heatmaps: bool = False) -> None:
         super().__init__()
         self.kp_detector = kp_detector
         self.generator = generator
+        self.with_heatmaps = with_heatmaps
 
     def forward(
         self, source: torch.Tensor, driving: torch.Tensor, transformed: torch.Tensor | None
     ) -> _GeneratorForward:
-        kp_source = self.kp_detector(source)
-        kp_driving = self.kp_detector(driving)
+        log_heatmaps = None
+        if self.with_heatmaps:
+            kp_source, log_source = self.kp_detector.forward_with_heatmaps(source)
+            kp_driving, log_driving = self.kp_detector.forward_with_heatmaps(driving)
+            log_heatmaps = torch.cat((log_source, log_driving))
+        else:
+            kp_source = self.kp_detector(source)
+            kp_driving = self.kp_detector(driving)
         generated = self.generator.forward_debug(source, kp_source, kp_driving)
         kp_transformed = self.kp_detector(transformed) if transformed is not None else None
-        return _GeneratorForward(kp_source, kp_driving, generated, kp_transformed)
+        return _GeneratorForward(kp_source, kp_driving, generated, kp_transformed, log_heatmaps)
 
 
 class _DiscriminatorStep(nn.Module):
@@ -627,7 +640,9 @@ class Trainer:
                 nn.SyncBatchNorm.convert_sync_batchnorm(self.model)
             else:
                 logger.warning("SyncBatchNorm needs CUDA: on the CPU each process keeps its own batch statistics")
-        generator_step: nn.Module = _GeneratorStep(self.model.kp_detector, self.model.generator)
+        generator_step: nn.Module = _GeneratorStep(
+            self.model.kp_detector, self.model.generator, with_heatmaps=self.weights.landmark_heatmap != 0
+        )
         discriminator_step: nn.Module | None = None
         if self.use_gan:
             assert self.model.discriminator is not None
@@ -855,13 +870,22 @@ class Trainer:
                 losses["face_anchor"] = face_anchor_loss(  # the face frame needs YuNet's 5 (first) points
                     both_values, both_landmarks[:, :5], both_found, weight=weights.face_anchor
                 )
+            assignment = self._landmark_ids
+            if assignment is None and (weights.landmark_keypoints != 0 or weights.landmark_heatmap != 0):
+                assignment = match_keypoints_to_landmarks(both_values, both_landmarks, both_found)
             if weights.landmark_keypoints != 0:
                 losses["landmark_keypoints"] = landmark_keypoint_loss(
                     both_values,
                     both_landmarks,
                     both_found,
                     weight=weights.landmark_keypoints,
-                    assignment=self._landmark_ids,
+                    assignment=assignment,
+                )
+            if weights.landmark_heatmap != 0:
+                if forward.log_heatmaps is None:
+                    raise TrainError("loss_weights.landmark_heatmap is on but the forward pass gave no heatmaps")
+                losses["landmark_heatmap"] = landmark_heatmap_loss(
+                    forward.log_heatmaps, both_landmarks, both_found, assignment, weight=weights.landmark_heatmap
                 )
 
         # 7. Generator + keypoint detector update.
@@ -1144,6 +1168,11 @@ class Trainer:
             "scales": list(self.config.scales),
             "face_anchor": self.config.loss_weights.face_anchor,
             "landmark_keypoints": self.config.loss_weights.landmark_keypoints,
+            **(
+                {"landmark_heatmap": self.config.loss_weights.landmark_heatmap}
+                if self.config.loss_weights.landmark_heatmap
+                else {}
+            ),
             **(
                 {"landmark_assignment": list(self.config.landmark_assignment)}
                 if self.config.landmark_assignment

@@ -522,6 +522,21 @@ def test_landmark_keypoint_loss_is_logged_and_falls(tmp_path, make_tiny, points,
     assert ("face_anchor" in read_log(out)[0]) == (points == 7)
 
 
+@pytest.mark.parametrize("assignment", [(), (7, 6, 0, 4, 3)])
+def test_landmark_heatmap_loss_is_logged_and_falls(tmp_path, make_tiny, assignment):
+    """``loss_weights.landmark_heatmap`` alone (no keypoint-distance loss): the trainer asks the detector for its
+    heatmaps, the loss is logged and falls, and the landmarks' keypoints end nearer to them."""
+    weights = LossWeights(perceptual=(10.0, 10.0), landmark_heatmap=1.0)
+    out = tmp_path / "heatmap"
+    config = train_config(max_steps=30, loss_weights=weights, landmark_assignment=assignment)
+    run(lambda: make_tiny(num_kp=8), out, config, dataset=BlobsWithLandmarks(videos=8))
+    log = read_log(out)
+    pulled = [r["landmark_heatmap"] for r in log]
+    assert len(pulled) == 30 and all(np.isfinite(pulled)) and pulled[0] > 0
+    assert np.mean(pulled[-5:]) < 0.7 * np.mean(pulled[:5])
+    assert "landmark_keypoints" not in log[0]
+
+
 # --- command line -----------------------------------------------------------------------------------------------
 
 
@@ -684,7 +699,7 @@ def test_landmark_assignment_that_does_not_fit_is_refused(tmp_path, make_tiny, c
     weights = LossWeights(perceptual=(10.0, 10.0), landmark_keypoints=1.0)
     with pytest.raises(ConfigError, match="distinct keypoint indices"):
         train_config(loss_weights=weights, landmark_assignment=(1, 1, 2, 3, 4))
-    with pytest.raises(ConfigError, match="landmark_keypoints is 0"):
+    with pytest.raises(ConfigError, match="landmark_keypoints and landmark_heatmap are 0"):
         train_config(landmark_assignment=(0, 1, 2, 3, 4))
     config = train_config(loss_weights=weights, landmark_assignment=(0, 1, 2, 3, 8))
     with pytest.raises(ConfigError, match="names keypoint 8 but the model has 8 keypoints"):
@@ -737,7 +752,7 @@ def test_checkpoints_record_how_they_were_trained(tmp_path, capsys):
     second = tmp_path / "second"
     init = first / "checkpoint.safetensors"
     levers = ["--id-sampling", "--scales", "0.5,0.25", "--shape-aug", "0.25", "--face-anchor", "5"]
-    levers += ["--landmark-keypoints", "2", "--landmark-assign", "4,3,2,1,0"]
+    levers += ["--landmark-keypoints", "2", "--landmark-heatmap", "0.5", "--landmark-assign", "4,3,2,1,0"]
     levers += ["--lr", "1e-4", "--lr-kp-detector", "3e-4"]
     assert (
         main(["--data", str(data), "--out", str(second), *common, "--max-steps", "1", "--init", str(init), *levers])
@@ -750,7 +765,8 @@ def test_checkpoints_record_how_they_were_trained(tmp_path, capsys):
     trained = [line for line in capsys.readouterr().out.splitlines() if line.startswith("trained:")]
     assert len(trained) == 2 and trained[0].startswith("trained: 1 steps") and "from random" in trained[1]
     assert (
-        "(shape-aug 0.25, id-sampling, face-anchor 5, landmark-keypoints 2, landmark-assign 4,3,2,1,0, "
+        "(shape-aug 0.25, id-sampling, face-anchor 5, landmark-keypoints 2, landmark-heatmap 0.5, "
+        "landmark-assign 4,3,2,1,0, "
         "scales 0.5,0.25)" in trained[0]
     )
     assert "(webcam-aug 0.5)" in trained[1]

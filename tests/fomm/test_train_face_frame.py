@@ -8,8 +8,14 @@ import numpy as np
 import pytest
 import torch
 
+from fomm.geometry import make_coordinate_grid
 from fomm.train.face_frame import FACE_TEMPLATE, align_to_face, face_similarity
-from fomm.train.losses import face_anchor_loss, landmark_keypoint_loss, match_keypoints_to_landmarks
+from fomm.train.losses import (
+    face_anchor_loss,
+    landmark_heatmap_loss,
+    landmark_keypoint_loss,
+    match_keypoints_to_landmarks,
+)
 
 TEMPLATE = torch.tensor(FACE_TEMPLATE, dtype=torch.float64)
 
@@ -211,3 +217,94 @@ def test_descending_the_landmark_loss_puts_keypoints_on_the_landmarks() -> None:
     chosen = match_keypoints_to_landmarks(keypoints.detach(), landmarks.detach(), found)
     assert sorted(chosen.tolist()) == sorted(order.tolist())
     assert float((keypoints.detach()[:, chosen] - landmarks.detach()).norm(dim=-1).max()) < 0.02
+
+
+# --- landmark heatmaps -------------------------------------------------------------------------------------------
+
+
+def _gaussian_logits(centres: torch.Tensor, size: int, sigma: float) -> torch.Tensor:
+    """``(B, K, size, size)`` logits of Gaussian heatmaps centred on ``centres`` ``(B, K, 2)``."""
+    grid = make_coordinate_grid(size, size, dtype=torch.float32)
+    return -((grid - centres[:, :, None, None, :]) ** 2).sum(-1) / (2 * sigma**2)
+
+
+def _log_heatmaps(logits: torch.Tensor) -> torch.Tensor:
+    return torch.log_softmax(logits.flatten(2), dim=2).view_as(logits)
+
+
+def test_landmark_heatmap_loss_known_answers() -> None:
+    """0 for the target itself; log(h w) minus the target's entropy for a flat heatmap; frames without landmarks
+    take no part; the keypoint is the one assigned; bad shapes and widths are refused."""
+    landmarks = torch.tensor([[[0.2, -0.3], [-0.5, 0.4]], [[0.0, 0.1], [0.6, 0.6]]])  # (2, 2, 2)
+    found = torch.ones(2, dtype=torch.bool)
+    on_target = _log_heatmaps(_gaussian_logits(landmarks, 30, 0.06))
+    three = torch.cat((torch.zeros(2, 1, 30, 30), on_target), dim=1)  # keypoint 0 flat, 1 and 2 on the landmarks
+    assert float(landmark_heatmap_loss(three, landmarks, found, torch.tensor([1, 2]), sigma=0.06)) < 1e-5
+    flat = _log_heatmaps(torch.zeros(2, 3, 30, 30))
+    target = on_target.exp()
+    entropy = -(target * on_target).sum(dim=(2, 3)).mean()
+    expected = np.log(900) - float(entropy)
+    loss = landmark_heatmap_loss(flat, landmarks, found, torch.tensor([0, 1]), sigma=0.06, weight=2.0)
+    assert float(loss) == pytest.approx(2 * expected, rel=1e-4) and expected > 1.0
+    # a frame without landmarks: only the other counts
+    found[1] = False
+    mixed = three.clone()
+    mixed[1] = flat[1]
+    one = landmark_heatmap_loss(mixed, landmarks, found, torch.tensor([1, 2]), sigma=0.06)
+    assert float(one) < 1e-5
+    assert float(landmark_heatmap_loss(flat, landmarks, torch.zeros(2, dtype=torch.bool), torch.tensor([0, 1]))) == 0
+    with pytest.raises(ValueError, match="expected a \\(2,\\) landmark assignment"):
+        landmark_heatmap_loss(flat, landmarks, found, torch.tensor([0]))
+    with pytest.raises(ValueError, match="expected \\(2, L, 2\\) landmarks"):
+        landmark_heatmap_loss(flat, landmarks[:1], found, torch.tensor([0, 1]))
+    with pytest.raises(ValueError, match="sigma must be > 0"):
+        landmark_heatmap_loss(flat, landmarks, found, torch.tensor([0, 1]), sigma=0.0)
+
+
+def test_landmark_heatmap_loss_moves_a_far_peak_that_the_distance_loss_does_not() -> None:
+    """A sharp peak far from its landmark: the keypoint-distance loss sends the landmark's pixels no gradient (their
+    probability is ~0), the heatmap loss does, and gradient steps on it move the peak onto the landmark."""
+    size, temperature = 32, 0.1
+    landmark = torch.tensor([[[0.5, 0.4]]])
+    logits = (_gaussian_logits(torch.tensor([[[-0.6, -0.5]]]), size, 0.1) * temperature).requires_grad_(True)
+    grid = make_coordinate_grid(size, size, dtype=torch.float32)
+    found = torch.ones(1, dtype=torch.bool)
+    assignment = torch.tensor([0])
+    near = ((grid - landmark[0, 0]).norm(dim=-1) < 0.1)[None, None]  # the landmark's pixels
+
+    def keypoint(lg: torch.Tensor) -> torch.Tensor:
+        heatmap = torch.softmax((lg / temperature).flatten(2), dim=2).view_as(lg)
+        return (heatmap.unsqueeze(-1) * grid).sum(dim=(2, 3))
+
+    landmark_keypoint_loss(keypoint(logits), landmark, found, assignment=assignment).backward()
+    from_distance = float(logits.grad[near].abs().max())
+    logits.grad = None
+    landmark_heatmap_loss(_log_heatmaps(logits / temperature), landmark, found, assignment).backward()
+    from_heatmap = float(-logits.grad[near].sum())  # raised, with a total of about 1 / temperature
+    assert from_distance < 1e-12 and from_heatmap > 5.0
+    optimizer = torch.optim.SGD([logits], lr=1.0)
+    for _ in range(300):
+        optimizer.zero_grad()
+        landmark_heatmap_loss(_log_heatmaps(logits / temperature), landmark, found, assignment).backward()
+        optimizer.step()
+    assert float((keypoint(logits.detach()) - landmark).norm()) < 0.05
+
+
+def test_detector_heatmaps_for_training_agree_with_its_keypoints(make_tiny) -> None:
+    """``forward_with_heatmaps``: the same keypoints as ``forward``, and log-heatmaps whose mean is the keypoint."""
+    from fomm.keypoint_detector import KeypointDetector
+
+    detector = KeypointDetector(make_tiny(num_kp=5).keypoint_detector).eval()
+    with torch.no_grad():
+        detector.jacobian.weight.normal_(0, 0.01)  # jacobians that depend on the heatmap
+        image = torch.rand(2, 3, 64, 64, generator=torch.Generator().manual_seed(0))
+        plain = detector(image)
+        keypoints, log_heatmaps = detector.forward_with_heatmaps(image)
+    torch.testing.assert_close(keypoints.value, plain.value)
+    torch.testing.assert_close(keypoints.jacobian, plain.jacobian)
+    batch, count, height, width = log_heatmaps.shape
+    assert (batch, count) == (2, 5) and log_heatmaps.dtype == torch.float32
+    heatmap = log_heatmaps.exp()
+    torch.testing.assert_close(heatmap.sum(dim=(2, 3)), torch.ones(2, 5))
+    grid = make_coordinate_grid(height, width, dtype=torch.float32)
+    torch.testing.assert_close((heatmap.unsqueeze(-1) * grid).sum(dim=(2, 3)), plain.value, atol=1e-5, rtol=0)
