@@ -84,10 +84,8 @@ class KeypointDetector(nn.Module):
         """
         logits, features = self._logits(image)
         b, k, h, w = logits.shape
-        flat = logits.view(b, k, h * w)
-        heatmap = F.softmax(flat, dim=2).view(b, k, h, w)
-        log_heatmap = F.log_softmax(flat.float(), dim=2).view(b, k, h, w)
-        return self._keypoints(heatmap, features), log_heatmap
+        log_heatmap = F.log_softmax(logits.view(b, k, h * w).float(), dim=2).view(b, k, h, w)
+        return self._keypoints(log_heatmap.exp().to(logits.dtype), features), log_heatmap
 
     def _keypoints(self, heatmap: torch.Tensor, features: torch.Tensor) -> Keypoints:
         """Keypoints (the heatmaps' expectations) and jacobians (heatmap-weighted jacobian maps)."""

@@ -710,19 +710,30 @@ def landmark_keypoint_loss(
     if keypoints.ndim != 3 or keypoints.shape[-1] != 2:
         raise ValueError(f"expected (B, K, 2) keypoints, got {tuple(keypoints.shape)}")
     batch = keypoints.shape[0]
+    _check_landmarks(landmarks, valid, batch, assignment)
+    if assignment is None:
+        assignment = match_keypoints_to_landmarks(keypoints, landmarks, valid)
+    chosen = keypoints.float()[:, assignment]  # (B, L, 2)
+    distance = (chosen - landmarks.detach().to(keypoints.device).float()).norm(dim=-1)  # (B, L)
+    return weight * _mean_over_found(distance, valid)
+
+
+def _check_landmarks(landmarks: torch.Tensor, valid: torch.Tensor, batch: int, assignment: torch.Tensor | None) -> None:
+    """Raises ``ValueError`` unless ``landmarks`` is ``(batch, L, 2)``, ``valid`` ``(batch,)`` and ``assignment``
+    (when given) ``(L,)``."""
     if landmarks.ndim != 3 or landmarks.shape[0] != batch or landmarks.shape[-1] != 2 or tuple(valid.shape) != (batch,):
         raise ValueError(
             f"expected ({batch}, L, 2) landmarks and ({batch},) valid flags, got {tuple(landmarks.shape)} and "
             f"{tuple(valid.shape)}"
         )
-    if assignment is None:
-        assignment = match_keypoints_to_landmarks(keypoints, landmarks, valid)
-    elif tuple(assignment.shape) != (landmarks.shape[1],):
+    if assignment is not None and tuple(assignment.shape) != (landmarks.shape[1],):
         raise ValueError(f"expected a ({landmarks.shape[1]},) landmark assignment, got {tuple(assignment.shape)}")
-    mask = valid.to(device=keypoints.device, dtype=torch.float32)[:, None]  # (B, 1)
-    chosen = keypoints.float()[:, assignment]  # (B, L, 2)
-    distance = (chosen - landmarks.detach().to(keypoints.device).float()).norm(dim=-1) * mask  # (B, L)
-    return weight * distance.sum() / (mask.sum().clamp_min(1.0) * landmarks.shape[1])
+
+
+def _mean_over_found(per_landmark: torch.Tensor, valid: torch.Tensor) -> torch.Tensor:
+    """The mean of ``(B, L)`` values over the frames whose landmarks were found (0 without any)."""
+    mask = valid.to(device=per_landmark.device, dtype=torch.float32)[:, None]  # (B, 1)
+    return (per_landmark * mask).sum() / (mask.sum().clamp_min(1.0) * per_landmark.shape[1])
 
 
 #: The width (standard deviation, in the keypoints' [-1, 1] coordinates) of the target heatmap around a landmark in
@@ -767,14 +778,7 @@ def landmark_heatmap_loss(
     if log_heatmaps.ndim != 4:
         raise ValueError(f"expected (B, K, h, w) log-heatmaps, got {tuple(log_heatmaps.shape)}")
     batch, _, height, width = log_heatmaps.shape
-    if landmarks.ndim != 3 or landmarks.shape[0] != batch or landmarks.shape[-1] != 2 or tuple(valid.shape) != (batch,):
-        raise ValueError(
-            f"expected ({batch}, L, 2) landmarks and ({batch},) valid flags, got {tuple(landmarks.shape)} and "
-            f"{tuple(valid.shape)}"
-        )
-    points = landmarks.shape[1]
-    if tuple(assignment.shape) != (points,):
-        raise ValueError(f"expected a ({points},) landmark assignment, got {tuple(assignment.shape)}")
+    _check_landmarks(landmarks, valid, batch, assignment)
     if not sigma > 0:
         raise ValueError(f"sigma must be > 0, got {sigma!r}")
     device = log_heatmaps.device
@@ -783,8 +787,7 @@ def landmark_heatmap_loss(
     log_target = torch.log_softmax((-((grid - centre) ** 2).sum(-1) / (2 * sigma**2)).flatten(2), dim=2)
     chosen = log_heatmaps.float()[:, assignment].flatten(2)  # (B, L, h*w)
     divergence = (log_target.exp() * (log_target - chosen)).sum(-1)  # (B, L)
-    mask = valid.to(device=device, dtype=torch.float32)[:, None]  # (B, 1)
-    return weight * (divergence * mask).sum() / (mask.sum().clamp_min(1.0) * points)
+    return weight * _mean_over_found(divergence, valid)
 
 
 def lsgan_generator_loss(fake_maps: Mapping[str, torch.Tensor], weight: float = 1.0) -> torch.Tensor:

@@ -881,9 +881,7 @@ class Trainer:
                     weight=weights.landmark_keypoints,
                     assignment=assignment,
                 )
-            if weights.landmark_heatmap != 0:
-                if forward.log_heatmaps is None:
-                    raise TrainError("loss_weights.landmark_heatmap is on but the forward pass gave no heatmaps")
+            if weights.landmark_heatmap != 0:  # the forward pass gave heatmaps (with_heatmaps)
                 losses["landmark_heatmap"] = landmark_heatmap_loss(
                     forward.log_heatmaps, both_landmarks, both_found, assignment, weight=weights.landmark_heatmap
                 )
