@@ -932,7 +932,9 @@ def _info(args: argparse.Namespace) -> int:
             if record.get("landmark_points", "yunet") != "yunet":
                 levers.append(f"landmark-points {record['landmark_points']}")
             if record.get("landmark_assignment"):
-                levers.append("landmark-assign " + ",".join(str(k) for k in record["landmark_assignment"]))
+                levers.append(
+                    "landmark-assign " + ",".join("-" if k < 0 else str(k) for k in record["landmark_assignment"])
+                )
         if record.get("scales") and tuple(record["scales"]) != DEFAULT_SCALES:
             levers.append("scales " + ",".join(f"{v:g}" for v in record["scales"]))
         lines.append(

@@ -93,11 +93,14 @@ def _scales(text: str) -> tuple[float, ...]:
 
 
 def _keypoint_ids(text: str) -> tuple[int, ...]:
+    """``--landmark-assign``: keypoint indices, ``-`` (stored as -1) for a landmark no keypoint is pulled onto."""
     try:
-        values = tuple(int(part) for part in text.split(","))
+        values = tuple(-1 if part.strip() == "-" else int(part) for part in text.split(","))
     except ValueError:
-        raise argparse.ArgumentTypeError(f"expected comma-separated keypoint indices, got {text!r}") from None
-    return values  # distinct and >= 0: TrainConfig checks
+        raise argparse.ArgumentTypeError(
+            f"expected comma-separated keypoint indices (or - to skip a landmark), got {text!r}"
+        ) from None
+    return values  # distinct, >= 0 or -1 (skipped), not all skipped: TrainConfig checks
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -207,7 +210,7 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="K,K,...",
         help="which keypoint --landmark-keypoints / --landmark-heatmap pull onto each landmark, fixed for the run "
         "(one index per landmark, in YuNet's order: the two eyes, nose tip, the two mouth corners, then with "
-        "facemesh the upper and lower inner lip); "
+        "facemesh the upper and lower inner lip; - for a landmark no keypoint is pulled onto, e.g. 9,2,3,7,5,-,4); "
         "default: the nearest pairs, chosen again every step; --resume keeps the run's",
     )
     parser.add_argument("--seed", type=_int_at_least(0), help="random seed (default 0)")

@@ -89,6 +89,8 @@ LOG_NAME = "log.jsonl"
 STATE_VERSION = 1
 AMP_MODES = ("off", "bf16", "fp16")
 CHECKPOINT_UNITS = ("epoch", "step")
+#: In ``TrainConfig.landmark_assignment``: a landmark that no keypoint is pulled onto (``-`` on the command line).
+SKIPPED_LANDMARK = -1
 
 
 class TrainError(RuntimeError):
@@ -142,8 +144,9 @@ class TrainConfig:
         channels_last: use the channels-last memory format (faster convolutions on recent GPUs).
         progress: show a tqdm progress bar on stderr (rank 0).
         landmark_assignment: which keypoint the landmark losses (keypoint, heatmap) pull onto each landmark,
-            fixed for the run (one distinct keypoint index per landmark, in the landmarks' order); empty: the
-            nearest pairs over each batch, chosen again every step (:func:`~fomm.train.losses.landmark_keypoint_loss`).
+            fixed for the run (one distinct keypoint index per landmark, in the landmarks' order; ``-1``
+            (``SKIPPED_LANDMARK``) leaves that landmark out, not all); empty: the nearest pairs over each batch,
+            chosen again every step (:func:`~fomm.train.losses.landmark_keypoint_loss`).
     """
 
     num_epochs: int = 100
@@ -209,8 +212,16 @@ class TrainConfig:
         if not weights.uses_perceptual and weights.l1 == 0:
             raise ConfigError("no reconstruction loss: set perceptual weights (and features) or loss_weights.l1 > 0")
         ids = tuple(self.landmark_assignment)
-        if not all(isinstance(i, int) and not isinstance(i, bool) and i >= 0 for i in ids) or len(set(ids)) != len(ids):
-            raise ConfigError(f"train.landmark_assignment must be distinct keypoint indices >= 0, got {list(ids)}")
+        pulled = [i for i in ids if i != SKIPPED_LANDMARK]
+        if (
+            not all(isinstance(i, int) and not isinstance(i, bool) and i >= SKIPPED_LANDMARK for i in ids)
+            or len(set(pulled)) != len(pulled)
+            or (ids and not pulled)
+        ):
+            raise ConfigError(
+                "train.landmark_assignment must be distinct keypoint indices >= 0 (-1: a landmark left out, not "
+                f"all), got {list(ids)}"
+            )
         if ids and weights.landmark_keypoints == 0 and weights.landmark_heatmap == 0:
             raise ConfigError(
                 "train.landmark_assignment is set but loss_weights.landmark_keypoints and landmark_heatmap are 0"
@@ -605,17 +616,21 @@ class Trainer:
         if self.use_gan and model.discriminator is None:
             raise ConfigError("loss_weights.generator_gan > 0 needs a model built with a discriminator")
         num_kp = model.config.keypoint_detector.num_kp
-        if any(i >= num_kp for i in config.landmark_assignment):
+        if any(i >= num_kp for i in config.landmark_assignment):  # TrainConfig checked: not all are skipped
             raise ConfigError(
                 f"train.landmark_assignment names keypoint {max(config.landmark_assignment)} but the model has "
                 f"{num_kp} keypoints (0..{num_kp - 1})"
             )
-        #: The fixed landmark assignment as a tensor, made once (``None``: nearest pairs every step).
-        self._landmark_ids = (
-            torch.tensor(config.landmark_assignment, dtype=torch.long, device=self.device)
-            if config.landmark_assignment
-            else None
-        )
+        #: The fixed landmark assignment as a tensor, made once, without the skipped landmarks (``None``: nearest
+        #: pairs every step), and the landmarks it pulls on (``None``: all).
+        self._landmark_ids: torch.Tensor | None = None
+        self._landmarks_pulled: torch.Tensor | None = None
+        if config.landmark_assignment:
+            ids = config.landmark_assignment
+            pulled = [landmark for landmark, k in enumerate(ids) if k != SKIPPED_LANDMARK]
+            self._landmark_ids = torch.tensor([ids[i] for i in pulled], dtype=torch.long, device=self.device)
+            if len(pulled) < len(ids):
+                self._landmarks_pulled = torch.tensor(pulled, dtype=torch.long, device=self.device)
         if model.discriminator is not None and not self.use_gan:
             logger.info("the model has a discriminator but generator_gan is 0: it is not trained (as the original)")
         if self.use_gan and model.discriminator is not None:
@@ -873,6 +888,8 @@ class Trainer:
             assignment = self._landmark_ids
             if assignment is None and (weights.landmark_keypoints != 0 or weights.landmark_heatmap != 0):
                 assignment = match_keypoints_to_landmarks(both_values, both_landmarks, both_found)
+            if self._landmarks_pulled is not None:  # a fixed assignment that leaves landmarks out
+                both_landmarks = both_landmarks[:, self._landmarks_pulled]
             if weights.landmark_keypoints != 0:
                 losses["landmark_keypoints"] = landmark_keypoint_loss(
                     both_values,

@@ -3,6 +3,7 @@ original checkpoint format), the CLI and a two-process DDP run on the CPU."""
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import json
 import os
@@ -507,7 +508,9 @@ def test_face_anchor_loss_is_logged_and_falls(tmp_path, make_tiny):
             t.train_step(batch)
 
 
-@pytest.mark.parametrize(("points", "assignment"), [(5, ()), (7, ()), (5, (7, 6, 0, 4, 3))])
+@pytest.mark.parametrize(
+    ("points", "assignment"), [(5, ()), (7, ()), (5, (7, 6, 0, 4, 3)), (7, (7, 6, 0, 4, 3, -1, 5))]
+)
 def test_landmark_keypoint_loss_is_logged_and_falls(tmp_path, make_tiny, points, assignment):
     """With ``loss_weights.landmark_keypoints`` keypoints move onto the made-up faces' landmarks (YuNet's 5, or 7
     with the lips; nearest pairs, or a fixed assignment); with 7 the face-anchor loss takes the first 5."""
@@ -535,6 +538,29 @@ def test_landmark_heatmap_loss_is_logged_and_falls(tmp_path, make_tiny, assignme
     assert len(pulled) == 30 and all(np.isfinite(pulled)) and pulled[0] > 0
     assert np.mean(pulled[-5:]) < 0.7 * np.mean(pulled[:5])
     assert "landmark_keypoints" not in log[0]
+
+
+def test_skipped_landmark_takes_no_part(tmp_path, make_tiny):
+    """A landmark assigned -1 (``-``) pulls on no keypoint: moving it far away leaves both landmark losses as they
+    were, while with a keypoint assigned to it the same move changes both (the distance loss rises)."""
+    weights = LossWeights(perceptual=(10.0, 10.0), landmark_keypoints=10.0, landmark_heatmap=1.0)
+    data = BlobsWithLandmarks(videos=4, points=7)
+    batch = next(iter(torch.utils.data.DataLoader(data, batch_size=4)))
+    moved = dict(batch, landmarks=batch["landmarks"].clone())
+    moved["landmarks"][:, :, 5] = torch.tensor([0.9, -0.9])  # the upper lip, up at a corner
+    model = fomm.build_fomm(make_tiny(num_kp=8))
+
+    def first_losses(assignment, step_batch):
+        config = train_config(loss_weights=weights, landmark_assignment=assignment)
+        with Trainer(copy.deepcopy(model), config, data, tmp_path / "no", features=TinyFeatures()) as t:
+            losses = t.train_step(step_batch)["losses"]
+        return np.array([float(losses["landmark_keypoints"]), float(losses["landmark_heatmap"])])
+
+    skipped = (7, 6, 0, 4, 3, -1, 5)
+    np.testing.assert_allclose(first_losses(skipped, moved), first_losses(skipped, batch), rtol=1e-5)
+    pulled = (7, 6, 0, 4, 3, 1, 5)
+    far, near = first_losses(pulled, moved), first_losses(pulled, batch)
+    assert far[0] > 1.1 * near[0] and abs(far[1] - near[1]) > 0.01 * near[1]
 
 
 # --- command line -----------------------------------------------------------------------------------------------
@@ -699,6 +725,10 @@ def test_landmark_assignment_that_does_not_fit_is_refused(tmp_path, make_tiny, c
     weights = LossWeights(perceptual=(10.0, 10.0), landmark_keypoints=1.0)
     with pytest.raises(ConfigError, match="distinct keypoint indices"):
         train_config(loss_weights=weights, landmark_assignment=(1, 1, 2, 3, 4))
+    with pytest.raises(ConfigError, match="landmark left out, not all"):
+        train_config(loss_weights=weights, landmark_assignment=(-1, -1, -1, -1, -1))
+    with pytest.raises(ConfigError, match="distinct keypoint indices"):
+        train_config(loss_weights=weights, landmark_assignment=(-2, 1, 2, 3, 4))
     with pytest.raises(ConfigError, match="landmark_keypoints and landmark_heatmap are 0"):
         train_config(landmark_assignment=(0, 1, 2, 3, 4))
     config = train_config(loss_weights=weights, landmark_assignment=(0, 1, 2, 3, 8))
@@ -708,8 +738,16 @@ def test_landmark_assignment_that_does_not_fit_is_refused(tmp_path, make_tiny, c
     argv = ["--data", str(data), "--out", str(tmp_path / "out"), *CLI_ARGS, "--max-steps", "1", "--workers", "0"]
     for assign, message in (
         ("0,1,2", "--landmark-assign has 3 keypoint(s) but --landmark-points yunet gives 5 landmarks"),
-        ("0,1,1,2,3", "train.landmark_assignment must be distinct keypoint indices >= 0, got [0, 1, 1, 2, 3]"),
-        ("0,1,2,3,x", "argument --landmark-assign: expected comma-separated keypoint indices, got '0,1,2,3,x'"),
+        (
+            "0,1,1,2,3",
+            "train.landmark_assignment must be distinct keypoint indices >= 0 (-1: a landmark left out, "
+            "not all), got [0, 1, 1, 2, 3]",
+        ),
+        (
+            "0,1,2,3,x",
+            "argument --landmark-assign: expected comma-separated keypoint indices (or - to skip a "
+            "landmark), got '0,1,2,3,x'",
+        ),
     ):
         assert main([*argv, "--landmark-keypoints", "1", "--landmark-assign", assign]) == 2
         err = capsys.readouterr().err.strip().splitlines()
@@ -752,7 +790,7 @@ def test_checkpoints_record_how_they_were_trained(tmp_path, capsys):
     second = tmp_path / "second"
     init = first / "checkpoint.safetensors"
     levers = ["--id-sampling", "--scales", "0.5,0.25", "--shape-aug", "0.25", "--face-anchor", "5"]
-    levers += ["--landmark-keypoints", "2", "--landmark-heatmap", "0.5", "--landmark-assign", "4,3,2,1,0"]
+    levers += ["--landmark-keypoints", "2", "--landmark-heatmap", "0.5", "--landmark-assign", "4,3,-,1,0"]
     levers += ["--lr", "1e-4", "--lr-kp-detector", "3e-4"]
     assert (
         main(["--data", str(data), "--out", str(second), *common, "--max-steps", "1", "--init", str(init), *levers])
@@ -766,7 +804,7 @@ def test_checkpoints_record_how_they_were_trained(tmp_path, capsys):
     assert len(trained) == 2 and trained[0].startswith("trained: 1 steps") and "from random" in trained[1]
     assert (
         "(shape-aug 0.25, id-sampling, face-anchor 5, landmark-keypoints 2, landmark-heatmap 0.5, "
-        "landmark-assign 4,3,2,1,0, "
+        "landmark-assign 4,3,-,1,0, "
         "scales 0.5,0.25)" in trained[0]
     )
     assert "(webcam-aug 0.5)" in trained[1]
@@ -777,8 +815,8 @@ def test_checkpoints_record_how_they_were_trained(tmp_path, capsys):
         and "face_anchor" in read_log(second)[0]
         and saved["loss_weights"]["landmark_keypoints"] == 2.0
         and chained["landmark_keypoints"] == 2.0
-        and saved["landmark_assignment"] == [4, 3, 2, 1, 0]
-        and chained["landmark_assignment"] == [4, 3, 2, 1, 0]
+        and saved["landmark_assignment"] == [4, 3, -1, 1, 0]
+        and chained["landmark_assignment"] == [4, 3, -1, 1, 0]
         and "landmark_keypoints" in read_log(second)[0]
     )
     assert read_training_record(tmp_path / "nothing.safetensors") is None
