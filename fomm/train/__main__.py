@@ -213,6 +213,14 @@ def build_parser() -> argparse.ArgumentParser:
         "facemesh the upper and lower inner lip; - for a landmark no keypoint is pulled onto, e.g. 9,2,3,7,5,-,4); "
         "default: the nearest pairs, chosen again every step; --resume keeps the run's",
     )
+    parser.add_argument(
+        "--sigma-affine",
+        type=_non_negative_float,
+        metavar="S",
+        help="strength of the equivariance transforms' affine part (noise on [I | 0], the original's "
+        "transform_params.sigma_affine; default 0.05, about 3 degrees of rotation): larger asks the jacobians to "
+        "follow larger head turns and tilts; --resume keeps the run's",
+    )
     parser.add_argument("--seed", type=_int_at_least(0), help="random seed (default 0)")
     parser.add_argument("--amp", choices=("off", "bf16", "fp16"), help="autocast precision (default off)")
     parser.add_argument("--channels-last", action="store_true", help="channels-last memory format")
@@ -371,6 +379,8 @@ def _train_config(args: argparse.Namespace, model_config: FommConfig, yaml_path:
         weights = dataclasses.replace(weights, landmark_heatmap=args.landmark_heatmap)
     if args.landmark_assign is not None:
         changes["landmark_assignment"] = args.landmark_assign
+    if args.sigma_affine is not None:
+        changes["transform"] = dataclasses.replace(base.transform, sigma_affine=args.sigma_affine)
     if args.adversarial:
         blocks = model_config.discriminator.num_blocks
         matching = weights.feature_matching

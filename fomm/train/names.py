@@ -30,6 +30,9 @@ LANDMARK_POINT_COUNTS: dict[str, int] = {"yunet": 5, "facemesh": 7}
 #: The perceptual loss's default image pyramid (``--scales``).
 DEFAULT_SCALES: tuple[float, ...] = (1.0, 0.5, 0.25, 0.125)
 
+#: The equivariance transforms' default affine strength (``--sigma-affine``; the original's vox ``sigma_affine``).
+DEFAULT_SIGMA_AFFINE = 0.05
+
 #: ``--motion-landmarks`` choices: which landmarks measure motion following (FaceMesh, or YuNet's 5 points).
 MOTION_LANDMARK_CHOICES: tuple[str, ...] = ("auto", "facemesh", "yunet")
 

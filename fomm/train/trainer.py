@@ -1193,6 +1193,7 @@ class Trainer:
                 if self.config.landmark_assignment
                 else {}
             ),
+            "sigma_affine": self.config.transform.sigma_affine,
             "torch": torch.__version__,
             **self.provenance,
         }

@@ -26,6 +26,7 @@ import torch
 
 from ..config import ConfigError
 from ..geometry import make_coordinate_grid, warp
+from .names import DEFAULT_SIGMA_AFFINE
 
 __all__ = ["RandomTpsTransform", "TransformParams"]
 
@@ -40,7 +41,7 @@ class TransformParams:
         points_tps: control points per side of the ``points_tps x points_tps`` grid.
     """
 
-    sigma_affine: float = 0.05
+    sigma_affine: float = DEFAULT_SIGMA_AFFINE
     sigma_tps: float = 0.005
     points_tps: int = 5
 

@@ -791,7 +791,7 @@ def test_checkpoints_record_how_they_were_trained(tmp_path, capsys):
     init = first / "checkpoint.safetensors"
     levers = ["--id-sampling", "--scales", "0.5,0.25", "--shape-aug", "0.25", "--face-anchor", "5"]
     levers += ["--landmark-keypoints", "2", "--landmark-heatmap", "0.5", "--landmark-assign", "4,3,-,1,0"]
-    levers += ["--lr", "1e-4", "--lr-kp-detector", "3e-4"]
+    levers += ["--lr", "1e-4", "--lr-kp-detector", "3e-4", "--sigma-affine", "0.15"]
     assert (
         main(["--data", str(data), "--out", str(second), *common, "--max-steps", "1", "--init", str(init), *levers])
         == 0
@@ -804,7 +804,7 @@ def test_checkpoints_record_how_they_were_trained(tmp_path, capsys):
     assert len(trained) == 2 and trained[0].startswith("trained: 1 steps") and "from random" in trained[1]
     assert (
         "(shape-aug 0.25, id-sampling, face-anchor 5, landmark-keypoints 2, landmark-heatmap 0.5, "
-        "landmark-assign 4,3,-,1,0, "
+        "landmark-assign 4,3,-,1,0, sigma-affine 0.15, "
         "scales 0.5,0.25)" in trained[0]
     )
     assert "(webcam-aug 0.5)" in trained[1]
@@ -815,6 +815,8 @@ def test_checkpoints_record_how_they_were_trained(tmp_path, capsys):
         and "face_anchor" in read_log(second)[0]
         and saved["loss_weights"]["landmark_keypoints"] == 2.0
         and chained["landmark_keypoints"] == 2.0
+        and saved["transform"]["sigma_affine"] == 0.15
+        and chained["sigma_affine"] == 0.15
         and saved["landmark_assignment"] == [4, 3, -1, 1, 0]
         and chained["landmark_assignment"] == [4, 3, -1, 1, 0]
         and "landmark_keypoints" in read_log(second)[0]
