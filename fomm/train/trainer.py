@@ -616,7 +616,7 @@ class Trainer:
         if self.use_gan and model.discriminator is None:
             raise ConfigError("loss_weights.generator_gan > 0 needs a model built with a discriminator")
         num_kp = model.config.keypoint_detector.num_kp
-        if any(i >= num_kp for i in config.landmark_assignment):  # TrainConfig checked: not all are skipped
+        if any(i >= num_kp for i in config.landmark_assignment):
             raise ConfigError(
                 f"train.landmark_assignment names keypoint {max(config.landmark_assignment)} but the model has "
                 f"{num_kp} keypoints (0..{num_kp - 1})"
