@@ -900,7 +900,12 @@ def _convert(args: argparse.Namespace) -> int:
 
 def _info(args: argparse.Namespace) -> int:
     from fomm.checkpoint import SECTIONS, matching_presets, read_training_record
-    from fomm.train.names import AUGMENTATION_LEVERS, DEFAULT_SCALES, DEFAULT_SIGMA_AFFINE
+    from fomm.train.names import (
+        AUGMENTATION_LEVERS,
+        DEFAULT_EQUIVARIANCE_WEIGHT,
+        DEFAULT_SCALES,
+        DEFAULT_SIGMA_AFFINE,
+    )
 
     config = _config_for(args.config)
     loaded = fomm.load_checkpoint(args.checkpoint, config, with_discriminator=None)  # errors name the file
@@ -937,6 +942,9 @@ def _info(args: argparse.Namespace) -> int:
                 )
         if record.get("sigma_affine") is not None and record["sigma_affine"] != DEFAULT_SIGMA_AFFINE:
             levers.append(f"sigma-affine {record['sigma_affine']:g}")
+        for name in ("equivariance_value", "equivariance_jacobian"):
+            if record.get(name) is not None and record[name] != DEFAULT_EQUIVARIANCE_WEIGHT:
+                levers.append(f"{name.replace('_', '-')} {record[name]:g}")
         if record.get("scales") and tuple(record["scales"]) != DEFAULT_SCALES:
             levers.append("scales " + ",".join(f"{v:g}" for v in record["scales"]))
         lines.append(

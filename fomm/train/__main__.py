@@ -221,6 +221,20 @@ def build_parser() -> argparse.ArgumentParser:
         "transform_params.sigma_affine; default 0.05, about 3 degrees of rotation): larger asks the jacobians to "
         "follow larger head turns and tilts; --resume keeps the run's",
     )
+    parser.add_argument(
+        "--equivariance-value",
+        type=_non_negative_float,
+        metavar="W",
+        help="weight of the equivariance loss on keypoint positions (default 10, as the original); --resume keeps "
+        "the run's",
+    )
+    parser.add_argument(
+        "--equivariance-jacobian",
+        type=_non_negative_float,
+        metavar="W",
+        help="weight of the equivariance loss on the jacobians (default 10, as the original): larger makes the "
+        "jacobians turn with the face, which first-order motion needs for head tilts; --resume keeps the run's",
+    )
     parser.add_argument("--seed", type=_int_at_least(0), help="random seed (default 0)")
     parser.add_argument("--amp", choices=("off", "bf16", "fp16"), help="autocast precision (default off)")
     parser.add_argument("--channels-last", action="store_true", help="channels-last memory format")
@@ -377,6 +391,10 @@ def _train_config(args: argparse.Namespace, model_config: FommConfig, yaml_path:
         weights = dataclasses.replace(weights, landmark_keypoints=args.landmark_keypoints)
     if args.landmark_heatmap is not None:
         weights = dataclasses.replace(weights, landmark_heatmap=args.landmark_heatmap)
+    if args.equivariance_value is not None:
+        weights = dataclasses.replace(weights, equivariance_value=args.equivariance_value)
+    if args.equivariance_jacobian is not None:
+        weights = dataclasses.replace(weights, equivariance_jacobian=args.equivariance_jacobian)
     if args.landmark_assign is not None:
         changes["landmark_assignment"] = args.landmark_assign
     if args.sigma_affine is not None:

@@ -39,6 +39,7 @@ from ..hashing import sha256_file
 from ..keypoints import Keypoints
 from ..layers import AntiAliasInterpolation2d
 from .face_frame import align_to_face
+from .names import DEFAULT_EQUIVARIANCE_WEIGHT
 from .transforms import RandomTpsTransform
 
 __all__ = [
@@ -859,8 +860,8 @@ class LossWeights:
     """
 
     perceptual: tuple[float, ...] = (10.0, 10.0, 10.0, 10.0, 10.0)
-    equivariance_value: float = 10.0
-    equivariance_jacobian: float = 10.0
+    equivariance_value: float = DEFAULT_EQUIVARIANCE_WEIGHT
+    equivariance_jacobian: float = DEFAULT_EQUIVARIANCE_WEIGHT
     generator_gan: float = 0.0
     discriminator_gan: float = 1.0
     feature_matching: tuple[float, ...] = (10.0, 10.0, 10.0, 10.0)

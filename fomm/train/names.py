@@ -33,6 +33,10 @@ DEFAULT_SCALES: tuple[float, ...] = (1.0, 0.5, 0.25, 0.125)
 #: The equivariance transforms' default affine strength (``--sigma-affine``; the original's vox ``sigma_affine``).
 DEFAULT_SIGMA_AFFINE = 0.05
 
+#: The equivariance losses' default weights (``--equivariance-value`` / ``--equivariance-jacobian``; every released
+#: config's 10 and 10).
+DEFAULT_EQUIVARIANCE_WEIGHT = 10.0
+
 #: ``--motion-landmarks`` choices: which landmarks measure motion following (FaceMesh, or YuNet's 5 points).
 MOTION_LANDMARK_CHOICES: tuple[str, ...] = ("auto", "facemesh", "yunet")
 

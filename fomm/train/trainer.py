@@ -1194,6 +1194,8 @@ class Trainer:
                 else {}
             ),
             "sigma_affine": self.config.transform.sigma_affine,
+            "equivariance_value": self.config.loss_weights.equivariance_value,
+            "equivariance_jacobian": self.config.loss_weights.equivariance_jacobian,
             "torch": torch.__version__,
             **self.provenance,
         }

@@ -768,6 +768,30 @@ def test_landmark_points_facemesh_without_facemesh_is_one_line(tmp_path, capsys,
     assert not (tmp_path / "out" / "checkpoint.safetensors").exists()
 
 
+def test_cli_equivariance_weights_scale_their_losses(tmp_path):
+    """``--equivariance-jacobian`` / ``--equivariance-value`` weight the two equivariance terms: the same first
+    step (same seed, data and weights) logs each term scaled by the weight's ratio, and 0 drops it."""
+    from fomm.train.__main__ import main
+
+    data = write_videos(tmp_path / "data")
+    common = [*CLI_ARGS, "--batch-size", "2", "--workers", "0", "--max-steps", "1", "--data", str(data)]
+    logs = {}
+    for name, flags in {
+        "default": [],
+        "heavy": ["--equivariance-jacobian", "50", "--equivariance-value", "2"],
+        "off": ["--equivariance-jacobian", "0"],
+    }.items():
+        assert main([*common, "--out", str(tmp_path / name), *flags]) == 0
+        logs[name] = read_log(tmp_path / name)[0]
+    assert logs["default"]["equivariance_jacobian"] > 0
+    assert logs["heavy"]["equivariance_jacobian"] == pytest.approx(
+        5 * logs["default"]["equivariance_jacobian"], rel=1e-4
+    )
+    assert logs["heavy"]["equivariance_value"] == pytest.approx(0.2 * logs["default"]["equivariance_value"], rel=1e-4)
+    assert "equivariance_jacobian" not in logs["off"]
+    assert logs["off"]["equivariance_value"] == pytest.approx(logs["default"]["equivariance_value"], rel=1e-4)
+
+
 def test_checkpoints_record_how_they_were_trained(tmp_path, capsys):
     """Each checkpoint's metadata says steps, time, device, data and levers; a resumed run adds its time and
     keeps the record; ``--init`` chains the initial weights' own record; ``fomm info`` prints the chain."""
@@ -791,7 +815,7 @@ def test_checkpoints_record_how_they_were_trained(tmp_path, capsys):
     init = first / "checkpoint.safetensors"
     levers = ["--id-sampling", "--scales", "0.5,0.25", "--shape-aug", "0.25", "--face-anchor", "5"]
     levers += ["--landmark-keypoints", "2", "--landmark-heatmap", "0.5", "--landmark-assign", "4,3,-,1,0"]
-    levers += ["--lr", "1e-4", "--lr-kp-detector", "3e-4", "--sigma-affine", "0.15"]
+    levers += ["--lr", "1e-4", "--lr-kp-detector", "3e-4", "--sigma-affine", "0.15", "--equivariance-jacobian", "50"]
     assert (
         main(["--data", str(data), "--out", str(second), *common, "--max-steps", "1", "--init", str(init), *levers])
         == 0
@@ -804,10 +828,10 @@ def test_checkpoints_record_how_they_were_trained(tmp_path, capsys):
     assert len(trained) == 2 and trained[0].startswith("trained: 1 steps") and "from random" in trained[1]
     assert (
         "(shape-aug 0.25, id-sampling, face-anchor 5, landmark-keypoints 2, landmark-heatmap 0.5, "
-        "landmark-assign 4,3,-,1,0, sigma-affine 0.15, "
+        "landmark-assign 4,3,-,1,0, sigma-affine 0.15, equivariance-jacobian 50, "
         "scales 0.5,0.25)" in trained[0]
     )
-    assert "(webcam-aug 0.5)" in trained[1]
+    assert "(webcam-aug 0.5)" in trained[1] and "equivariance" not in trained[1]
     saved = json.loads((second / "train_config.json").read_text())
     assert (
         saved["loss_weights"]["face_anchor"] == 5.0
@@ -817,6 +841,10 @@ def test_checkpoints_record_how_they_were_trained(tmp_path, capsys):
         and chained["landmark_keypoints"] == 2.0
         and saved["transform"]["sigma_affine"] == 0.15
         and chained["sigma_affine"] == 0.15
+        and saved["loss_weights"]["equivariance_jacobian"] == 50.0
+        and chained["equivariance_jacobian"] == 50.0
+        and chained["equivariance_value"] == 10.0
+        and read_log(second)[0]["equivariance_jacobian"] > 0
         and saved["landmark_assignment"] == [4, 3, -1, 1, 0]
         and chained["landmark_assignment"] == [4, 3, -1, 1, 0]
         and "landmark_keypoints" in read_log(second)[0]
