@@ -933,6 +933,8 @@ def _info(args: argparse.Namespace) -> int:
             levers.append(f"landmark-keypoints {record['landmark_keypoints']:g}")
         if record.get("landmark_heatmap"):
             levers.append(f"landmark-heatmap {record['landmark_heatmap']:g}")
+        if record.get("landmark_roll"):
+            levers.append(f"landmark-roll {record['landmark_roll']:g}")
         if record.get("landmark_keypoints") or record.get("landmark_heatmap"):
             if record.get("landmark_points", "yunet") != "yunet":
                 levers.append(f"landmark-points {record['landmark_points']}")

@@ -198,6 +198,14 @@ def build_parser() -> argparse.ArgumentParser:
         "mean); e.g. 1; default 0 (off); --resume keeps the run's",
     )
     parser.add_argument(
+        "--landmark-roll",
+        type=_non_negative_float,
+        metavar="W",
+        help="weight of the landmark-roll loss: every keypoint's jacobian made to turn as the head tilts between the "
+        "two frames (the line through the eyes, from the data set's landmarks), so an avatar tilts its head with "
+        "the driver; e.g. 100; default 0 (off); --resume keeps the run's",
+    )
+    parser.add_argument(
         "--landmark-points",
         choices=LANDMARK_POINT_CHOICES,
         help="the landmarks of --landmark-keypoints / --face-anchor: yunet (5 points, default) or facemesh (those "
@@ -391,6 +399,8 @@ def _train_config(args: argparse.Namespace, model_config: FommConfig, yaml_path:
         weights = dataclasses.replace(weights, landmark_keypoints=args.landmark_keypoints)
     if args.landmark_heatmap is not None:
         weights = dataclasses.replace(weights, landmark_heatmap=args.landmark_heatmap)
+    if args.landmark_roll is not None:
+        weights = dataclasses.replace(weights, landmark_roll=args.landmark_roll)
     if args.equivariance_value is not None:
         weights = dataclasses.replace(weights, equivariance_value=args.equivariance_value)
     if args.equivariance_jacobian is not None:

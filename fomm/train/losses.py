@@ -58,6 +58,7 @@ __all__ = [
     "find_feature_weights",
     "l1_pyramid_loss",
     "landmark_keypoint_loss",
+    "landmark_roll_loss",
     "load_feature_network",
     "lsgan_discriminator_loss",
     "lsgan_generator_loss",
@@ -719,6 +720,68 @@ def landmark_keypoint_loss(
     return weight * _mean_over_found(distance, valid)
 
 
+def landmark_roll_loss(
+    jacobian_source: torch.Tensor,
+    jacobian_driving: torch.Tensor,
+    landmarks_source: torch.Tensor,
+    landmarks_driving: torch.Tensor,
+    valid: torch.Tensor,
+    *,
+    weight: float = 1.0,
+) -> torch.Tensor:
+    """Makes every keypoint's jacobian turn with the face's in-plane rotation (head roll; not in the original).
+
+    First-order motion moves the region around keypoint ``k`` by ``J_D,k J_S,k^-1`` (source frame to driving
+    frame); when the head tilts, that local map should turn by the same angle. The equivariance loss asks
+    this only for synthetic transforms; this loss asks it for the real frame pairs, from their landmarks: the
+    tilt ``theta`` is how much the line through the two eyes (landmarks 0 and 1) turns from source to driving,
+    the jacobians' turn ``phi_k`` the rotation angle of ``M = J_D,k J_S,k^-1``, ``atan2(M10 - M01, M00 + M11)``
+    (scale and shear are left free), and the loss ``weight * mean_{b,k} |wrap(phi_k - theta)|`` (radians) over
+    the pairs whose landmarks were found in both frames.
+
+    Args:
+        jacobian_source, jacobian_driving: ``(B, K, 2, 2)`` the two frames' keypoint jacobians.
+        landmarks_source, landmarks_driving: ``(B, L, 2)`` each frame's landmarks (``L >= 2``: the eyes first), in
+            the keypoints' ``(x, y)`` coordinates (constants).
+        valid: ``(B,)`` bool: the landmarks were found in both frames (others take no part).
+        weight: the loss weight.
+
+    Returns:
+        The 0-d float32 loss (0 without valid pairs).
+
+    Raises:
+        ValueError: mismatched shapes.
+    """
+    if (
+        jacobian_source.ndim != 4
+        or jacobian_source.shape[-2:] != (2, 2)
+        or jacobian_driving.shape != jacobian_source.shape
+    ):
+        raise ValueError(
+            f"expected two (B, K, 2, 2) jacobians, got {tuple(jacobian_source.shape)} and "
+            f"{tuple(jacobian_driving.shape)}"
+        )
+    batch = jacobian_source.shape[0]
+    _check_landmarks(landmarks_source, valid, batch, None)
+    if landmarks_driving.shape != landmarks_source.shape or landmarks_source.shape[1] < 2:
+        raise ValueError(
+            f"expected two ({batch}, L >= 2, 2) landmark sets, got {tuple(landmarks_source.shape)} and "
+            f"{tuple(landmarks_driving.shape)}"
+        )
+
+    def eye_angle(points: torch.Tensor) -> torch.Tensor:
+        line = points.detach().to(jacobian_source.device).float()
+        line = line[:, 1] - line[:, 0]
+        return torch.atan2(line[:, 1], line[:, 0])
+
+    theta = eye_angle(landmarks_driving) - eye_angle(landmarks_source)  # (B,)
+    turn = torch.matmul(jacobian_driving.float(), inverse_2x2(jacobian_source.float()))  # (B, K, 2, 2)
+    phi = torch.atan2(turn[..., 1, 0] - turn[..., 0, 1], turn[..., 0, 0] + turn[..., 1, 1])  # (B, K)
+    error = phi - theta[:, None]
+    error = torch.atan2(torch.sin(error), torch.cos(error)).abs()  # wrapped to [0, pi]
+    return weight * _mean_over_found(error, valid)
+
+
 def _check_landmarks(landmarks: torch.Tensor, valid: torch.Tensor, batch: int, assignment: torch.Tensor | None) -> None:
     """Raises ``ValueError`` unless ``landmarks`` is ``(batch, L, 2)``, ``valid`` ``(batch,)`` and ``assignment``
     (when given) ``(L,)``."""
@@ -857,6 +920,8 @@ class LossWeights:
             original; 0 = off; the data set then adds face landmarks to its items).
         landmark_heatmap: each of those keypoints' heatmap made to peak on its landmark (:func:`landmark_heatmap_loss`;
             not in the original; 0 = off); moves keypoints that are far from their landmark.
+        landmark_roll: every keypoint's jacobian turned with the head's tilt between the two frames
+            (:func:`landmark_roll_loss`; not in the original; 0 = off).
     """
 
     perceptual: tuple[float, ...] = (10.0, 10.0, 10.0, 10.0, 10.0)
@@ -869,6 +934,7 @@ class LossWeights:
     face_anchor: float = 0.0
     landmark_keypoints: float = 0.0
     landmark_heatmap: float = 0.0
+    landmark_roll: float = 0.0
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "perceptual", _weights("perceptual", self.perceptual))
@@ -882,6 +948,7 @@ class LossWeights:
             "face_anchor",
             "landmark_keypoints",
             "landmark_heatmap",
+            "landmark_roll",
         ):
             value = getattr(self, name)
             if not isinstance(value, int | float) or value < 0:
@@ -899,7 +966,9 @@ class LossWeights:
     @property
     def uses_landmarks(self) -> bool:
         """A loss needs each training frame's face landmarks (the data set finds them)."""
-        return self.face_anchor != 0 or self.landmark_keypoints != 0 or self.landmark_heatmap != 0
+        return any(
+            w != 0 for w in (self.face_anchor, self.landmark_keypoints, self.landmark_heatmap, self.landmark_roll)
+        )
 
     @classmethod
     def from_original(cls, params: Mapping[str, Any]) -> LossWeights:

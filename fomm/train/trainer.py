@@ -70,6 +70,7 @@ from .losses import (
     l1_pyramid_loss,
     landmark_heatmap_loss,
     landmark_keypoint_loss,
+    landmark_roll_loss,
     load_feature_network,
     lsgan_discriminator_loss,
     lsgan_generator_loss,
@@ -902,6 +903,15 @@ class Trainer:
                 losses["landmark_heatmap"] = landmark_heatmap_loss(
                     forward.log_heatmaps, both_landmarks, both_found, assignment, weight=weights.landmark_heatmap
                 )
+            if weights.landmark_roll != 0:  # all landmarks: the eyes come first
+                losses["landmark_roll"] = landmark_roll_loss(
+                    forward.kp_source.jacobian,
+                    forward.kp_driving.jacobian,
+                    landmarks[:, 0],
+                    landmarks[:, 1],
+                    found[:, 0] & found[:, 1],
+                    weight=weights.landmark_roll,
+                )
 
         # 7. Generator + keypoint detector update.
         total = torch.stack([v.float() for v in losses.values()]).sum()
@@ -1194,6 +1204,11 @@ class Trainer:
                 else {}
             ),
             "sigma_affine": self.config.transform.sigma_affine,
+            **(
+                {"landmark_roll": self.config.loss_weights.landmark_roll}
+                if self.config.loss_weights.landmark_roll
+                else {}
+            ),
             "equivariance_value": self.config.loss_weights.equivariance_value,
             "equivariance_jacobian": self.config.loss_weights.equivariance_jacobian,
             "torch": torch.__version__,

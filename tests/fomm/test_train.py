@@ -540,6 +540,47 @@ def test_landmark_heatmap_loss_is_logged_and_falls(tmp_path, make_tiny, assignme
     assert "landmark_keypoints" not in log[0]
 
 
+class BlobsWithTiltedFaces(BlobsWithLandmarks):
+    """:class:`BlobsWithLandmarks` whose driving face is turned about its centre by ``tilt(index)`` radians."""
+
+    @staticmethod
+    def tilt(index: int) -> float:
+        return 0.1 + 0.05 * (index % 5)
+
+    def __getitem__(self, index: int) -> dict[str, object]:
+        item = super().__getitem__(index)
+        a = self.tilt(index)
+        turn = torch.tensor([[np.cos(a), -np.sin(a)], [np.sin(a), np.cos(a)]], dtype=torch.float32)
+        driving = item["landmarks"][1]
+        centre = driving.mean(0, keepdim=True)
+        item["landmarks"][1] = (driving - centre) @ turn.T + centre
+        return item
+
+
+def test_landmark_roll_loss_is_taken_from_the_pairs_landmarks(tmp_path, make_tiny):
+    """``loss_weights.landmark_roll`` alone: the trainer fetches the data set's landmarks, compares the jacobians'
+    turn with each pair's tilt over the pairs with a face in both frames (the new detector's jacobians are all
+    the identity: the loss is the mean tilt), logs it, and its gradient reaches the detector."""
+    weights = LossWeights(perceptual=(10.0, 10.0), landmark_roll=10.0)
+    data = BlobsWithTiltedFaces(videos=8)
+    batch = next(iter(torch.utils.data.DataLoader(data, batch_size=8)))
+    both = [i for i in range(8) if i % 4 != 3]
+    model = fomm.build_fomm(make_tiny(num_kp=8))
+    after = {}
+    for name, w in (("on", weights), ("off", dataclasses.replace(weights, landmark_roll=0.0))):
+        trained = copy.deepcopy(model)
+        with Trainer(trained, train_config(loss_weights=w), data, tmp_path / name, features=TinyFeatures()) as t:
+            losses = t.train_step(batch)["losses"]
+        after[name] = {k: v for k, v in trained.kp_detector.state_dict().items() if "jacobian" in k}
+        if name == "on":
+            assert set(losses) == {"perceptual", "equivariance_value", "equivariance_jacobian", "landmark_roll"}
+            expected = 10.0 * np.mean([data.tilt(i) for i in both])
+            assert float(losses["landmark_roll"]) == pytest.approx(expected, rel=1e-4)
+        else:
+            assert "landmark_roll" not in losses
+    assert after["on"] and any(not torch.allclose(after["on"][k], after["off"][k]) for k in after["on"])
+
+
 def test_skipped_landmark_takes_no_part(tmp_path, make_tiny):
     """A landmark assigned -1 (``-``) pulls on no keypoint: moving it far away leaves both landmark losses as they
     were, while with a keypoint assigned to it the same move changes both (the distance loss rises)."""
@@ -816,6 +857,7 @@ def test_checkpoints_record_how_they_were_trained(tmp_path, capsys):
     levers = ["--id-sampling", "--scales", "0.5,0.25", "--shape-aug", "0.25", "--face-anchor", "5"]
     levers += ["--landmark-keypoints", "2", "--landmark-heatmap", "0.5", "--landmark-assign", "4,3,-,1,0"]
     levers += ["--lr", "1e-4", "--lr-kp-detector", "3e-4", "--sigma-affine", "0.15", "--equivariance-jacobian", "50"]
+    levers += ["--landmark-roll", "3"]
     assert (
         main(["--data", str(data), "--out", str(second), *common, "--max-steps", "1", "--init", str(init), *levers])
         == 0
@@ -827,7 +869,7 @@ def test_checkpoints_record_how_they_were_trained(tmp_path, capsys):
     trained = [line for line in capsys.readouterr().out.splitlines() if line.startswith("trained:")]
     assert len(trained) == 2 and trained[0].startswith("trained: 1 steps") and "from random" in trained[1]
     assert (
-        "(shape-aug 0.25, id-sampling, face-anchor 5, landmark-keypoints 2, landmark-heatmap 0.5, "
+        "(shape-aug 0.25, id-sampling, face-anchor 5, landmark-keypoints 2, landmark-heatmap 0.5, landmark-roll 3, "
         "landmark-assign 4,3,-,1,0, sigma-affine 0.15, equivariance-jacobian 50, "
         "scales 0.5,0.25)" in trained[0]
     )
@@ -844,6 +886,9 @@ def test_checkpoints_record_how_they_were_trained(tmp_path, capsys):
         and saved["loss_weights"]["equivariance_jacobian"] == 50.0
         and chained["equivariance_jacobian"] == 50.0
         and chained["equivariance_value"] == 10.0
+        and saved["loss_weights"]["landmark_roll"] == 3.0
+        and chained["landmark_roll"] == 3.0
+        and "landmark_roll" in read_log(second)[0]
         and read_log(second)[0]["equivariance_jacobian"] > 0
         and saved["landmark_assignment"] == [4, 3, -1, 1, 0]
         and chained["landmark_assignment"] == [4, 3, -1, 1, 0]

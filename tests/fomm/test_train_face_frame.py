@@ -14,6 +14,7 @@ from fomm.train.losses import (
     face_anchor_loss,
     landmark_heatmap_loss,
     landmark_keypoint_loss,
+    landmark_roll_loss,
     match_keypoints_to_landmarks,
 )
 
@@ -308,3 +309,58 @@ def test_detector_heatmaps_for_training_agree_with_its_keypoints(make_tiny) -> N
     torch.testing.assert_close(heatmap.sum(dim=(2, 3)), torch.ones(2, 5))
     grid = make_coordinate_grid(height, width, dtype=torch.float32)
     torch.testing.assert_close((heatmap.unsqueeze(-1) * grid).sum(dim=(2, 3)), plain.value, atol=1e-5, rtol=0)
+
+
+def _rotation(angle: float, dtype: torch.dtype = torch.float32) -> torch.Tensor:
+    c, s = np.cos(angle), np.sin(angle)
+    return torch.tensor([[c, -s], [s, c]], dtype=dtype)
+
+
+def _roll_case(seed: int = 0, batch: int = 4, kp: int = 6) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Random well-conditioned source jacobians, a source face and each pair's tilt (radians)."""
+    g = torch.Generator().manual_seed(seed)
+    jac = torch.randn(batch, kp, 2, 2, generator=g) * 0.3 + torch.eye(2)
+    face = TEMPLATE.float()[None].repeat(batch, 1, 1) * 0.3
+    tilt = (torch.rand(batch, generator=g) - 0.5) * 0.8
+    return jac, face, tilt
+
+
+def test_landmark_roll_loss_known_answers() -> None:
+    """Jacobians that turn by the eye line's tilt give 0, whatever the scale, shear or translation on top; still
+    jacobians give the mean tilt; pairs without landmarks take no part; the error wraps around +-pi."""
+    jac, face, tilt = _roll_case()
+    turned = torch.stack([_rotation(float(a)) for a in tilt])  # (B, 2, 2)
+    moved = face @ turned.transpose(1, 2) * 1.3 + 0.2  # the driving face: tilted, bigger, shifted
+    valid = torch.ones(4, dtype=torch.bool)
+    shear = torch.tensor([[1.2, 0.1], [0.1, 0.9]])  # symmetric, positive definite: no rotation of its own
+    follows = turned[:, None] @ (shear @ jac)
+    assert float(landmark_roll_loss(jac, follows, face, moved, valid)) < 1e-5
+    still = landmark_roll_loss(jac, jac, face, moved, valid, weight=10.0)
+    assert float(still) == pytest.approx(10.0 * float(tilt.abs().mean()), rel=1e-5)
+    some = torch.tensor([True, False, True, False])
+    part = landmark_roll_loss(jac, jac, face, moved, some)
+    assert float(part) == pytest.approx(float(tilt[some].abs().mean()), rel=1e-5)
+    assert float(landmark_roll_loss(jac, jac, face, moved, torch.zeros(4, dtype=torch.bool))) == 0.0
+    # a jacobian turned by pi - 0.1 against a face tilted by -pi + 0.1: 0.2 apart, not 2 pi - 0.2
+    flipped = face @ _rotation(-np.pi + 0.1).T
+    back = _rotation(np.pi - 0.1) @ jac
+    assert float(landmark_roll_loss(jac, back, face, flipped, valid)) == pytest.approx(0.2, abs=1e-4)
+    with pytest.raises(ValueError, match="jacobians"):
+        landmark_roll_loss(jac[..., 0], jac[..., 0], face, moved, valid)
+    with pytest.raises(ValueError, match="landmark sets"):
+        landmark_roll_loss(jac, jac, face, moved[:, :1], valid)
+
+
+def test_descending_the_landmark_roll_loss_turns_the_jacobians() -> None:
+    """Gradient steps on the driving jacobians alone bring their turn to the faces' tilt."""
+    jac, face, tilt = _roll_case(seed=3)
+    moved = face @ torch.stack([_rotation(float(a)) for a in tilt]).transpose(1, 2)
+    driving = jac.clone().requires_grad_(True)
+    valid = torch.ones(4, dtype=torch.bool)
+    optimizer = torch.optim.Adam([driving], lr=0.02)
+    first = float(landmark_roll_loss(jac, driving.detach(), face, moved, valid))
+    for _ in range(200):
+        optimizer.zero_grad()
+        landmark_roll_loss(jac, driving, face, moved, valid).backward()
+        optimizer.step()
+    assert first > 0.1 and float(landmark_roll_loss(jac, driving.detach(), face, moved, valid)) < 0.1 * first
