@@ -45,7 +45,7 @@ EXIT_USAGE = 2
 EXIT_INTERRUPTED = 130
 DEFAULT_PRESET = "vox-256"
 #: The run's data set (``{"data": ROOT, "id_sampling": bool, "webcam_aug": P, "occluders": P, "shape_aug": P,
-#: "landmark_points": "yunet" | "facemesh"}``), beside its checkpoint.
+#: "tilt_aug": P, "landmark_points": "yunet" | "facemesh"}``), beside its checkpoint.
 RUN_RECORD = "run.json"
 
 
@@ -173,6 +173,13 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="P",
         help="probability that both frames of a pair are warped by one random face-shape change (wider, narrower, "
         "longer faces: the same motion by more face shapes); default 0 (off); --resume keeps the run's",
+    )
+    parser.add_argument(
+        "--tilt-aug",
+        type=_probability,
+        metavar="P",
+        help="probability that the driving frame alone is turned by a random angle (up to 25 degrees either way): "
+        "head tilts the videos lack, for the avatar to follow; default 0 (off); --resume keeps the run's",
     )
     parser.add_argument(
         "--face-anchor",

@@ -19,7 +19,7 @@ import math
 import torch
 import torch.nn.functional as F
 
-__all__ = ["degrade_webcam", "paste_occluder", "reshape_pair"]
+__all__ = ["degrade_webcam", "paste_occluder", "reshape_pair", "tilt_frame"]
 
 #: Probability of each degradation once a frame is picked for webcam degradation (``--webcam-aug P``).
 BLUR_P = 0.5
@@ -39,6 +39,8 @@ RESCALE_FACTOR = (0.25, 0.6)
 SHAPE_SCALE = (0.85, 1.15)
 SHAPE_SHEAR = 0.08
 SHAPE_TPS_SIGMA = 0.01
+#: Head tilt of a driving frame (``--tilt-aug P``): the largest turn, in degrees, either way.
+TILT_DEGREES = 25.0
 
 
 def _uniform(low: float, high: float, generator: torch.Generator | None) -> float:
@@ -196,3 +198,39 @@ def reshape_pair(pair: torch.Tensor, *, generator: torch.Generator | None = None
         align_corners=True,
     )
     return transform.transform_frame(pair.float()).clamp(0.0, 1.0).contiguous()
+
+
+def tilt_frame(
+    frame: torch.Tensor, *, degrees: float | None = None, generator: torch.Generator | None = None
+) -> torch.Tensor:
+    """One frame turned about its centre, as a head tilted in the image plane: by ``degrees`` (counter-clockwise
+    on screen for positive values), or by a random angle within ``+-TILT_DEGREES``; borders are filled by
+    reflection. Applied to the driving frame of a pair only, it gives the pair a tilt the videos may lack.
+
+    Args:
+        frame: ``(3, H, W)`` float RGB in ``[0, 1]``.
+
+    Returns:
+        A new ``(3, H, W)`` float32 tensor in ``[0, 1]``; ``frame`` is not changed.
+    """
+    from ..geometry import make_coordinate_grid
+    from .transforms import RandomTpsTransform
+
+    if frame.ndim != 3 or frame.shape[0] != 3:
+        raise ValueError(f"expected a (3, H, W) frame, got {tuple(frame.shape)}")
+    if degrees is None:
+        degrees = _uniform(-TILT_DEGREES, TILT_DEGREES, generator)
+    a = math.radians(degrees)
+    height, width = frame.shape[-2:]
+    # T maps output (x, y) coordinates (y down) to input ones; R(a) = [[cos, -sin], [sin, cos]] there turns
+    # clockwise on screen, so content turned counter-clockwise by a samples the input at R(a) z; the aspect
+    # ratio keeps the turn rigid in pixels
+    ratio = width / height
+    theta = torch.tensor([[math.cos(a), -math.sin(a) / ratio, 0.0], [math.sin(a) * ratio, math.cos(a), 0.0]])
+    transform = RandomTpsTransform(
+        theta[None].contiguous(),
+        torch.zeros(1, 9),
+        make_coordinate_grid(3, 3).view(-1, 2),
+        align_corners=True,
+    )
+    return transform.transform_frame(frame[None].float())[0].clamp(0.0, 1.0).contiguous()

@@ -102,6 +102,9 @@ class DatasetConfig:
         shape_aug: probability that both frames of a pair are warped by one random face-shape change (wider,
             narrower, longer, sheared, locally bent; :func:`fomm.train.augment.reshape_pair`): the same motion by
             a differently shaped face; 0 (default): never.
+        tilt_aug: probability that the driving frame alone is turned about its centre by a random angle within
+            ``+-TILT_DEGREES`` (:func:`fomm.train.augment.tilt_frame`): a head tilt between the two frames that
+            the videos may lack, for the keypoints and jacobians to follow; 0 (default): never.
         landmarks: add each frame's face landmarks (found on the final augmented frames) to the items, for the
             landmark losses (``--face-anchor``, ``--landmark-keypoints``).
         landmark_points: which landmarks: ``"yunet"`` (default), YuNet's 5 points (eye centres, nose tip, mouth
@@ -126,6 +129,7 @@ class DatasetConfig:
     webcam_aug: float = 0.0
     occluders: float = 0.0
     shape_aug: float = 0.0
+    tilt_aug: float = 0.0
     landmarks: bool = False
     landmark_points: str = "yunet"
 
@@ -153,6 +157,7 @@ class DatasetConfig:
             ("webcam_aug", 1.0),
             ("occluders", 1.0),
             ("shape_aug", 1.0),
+            ("tilt_aug", 1.0),
         ):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int | float) or not 0.0 <= value <= top:
@@ -559,7 +564,7 @@ class FramesDataset(Dataset[dict[str, Any]]):
     ``"landmarks_valid"`` ``(2,)`` bool (``False``: no face found; its points are 0).
     Training split: two distinct random frames of a video (in time order, then
     augmented: time flip, horizontal flip, colour jitter and, with ``config.shape_aug``, a face-shape warp, all the
-    same for both frames). Test split: frame 0
+    same for both frames; with ``config.tilt_aug``, a turn of the driving frame alone). Test split: frame 0
     and a frame chosen from the item index (reproducible), not augmented.
 
     The epoch has ``len(videos) * num_repeats`` items, or ``len(ids) * num_repeats`` with ``id_sampling`` in
@@ -637,6 +642,10 @@ class FramesDataset(Dataset[dict[str, Any]]):
                 from .augment import reshape_pair
 
                 pair = reshape_pair(pair)
+            if c.tilt_aug > 0 and float(torch.rand(())) < c.tilt_aug:
+                from .augment import tilt_frame
+
+                pair = torch.stack((pair[0], tilt_frame(pair[1])))
         item = {"source": pair[0].contiguous(), "driving": pair[1].contiguous(), "name": video.name}
         if self.is_train and self.config.augment and (self.config.webcam_aug > 0 or self.config.occluders > 0):
             item["driving_input"] = self.driving_input(item["driving"], frames)

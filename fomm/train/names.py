@@ -16,9 +16,9 @@ __all__ = [
 #: ``faces=`` / ``--landmarks`` choices: which landmark detector gives AKD (``off``: no face metrics).
 LANDMARK_CHOICES: tuple[str, ...] = ("auto", "fan", "dlib", "yunet", "off")
 
-#: Training augmentations given as probabilities (``--webcam-aug``, ``--occluders``, ``--shape-aug``): data set
-#: settings, kept in a run's ``run.json`` and in its checkpoints' training record.
-AUGMENTATION_LEVERS: tuple[str, ...] = ("webcam_aug", "occluders", "shape_aug")
+#: Training augmentations given as probabilities (``--webcam-aug``, ``--occluders``, ``--shape-aug``,
+#: ``--tilt-aug``): data set settings, kept in a run's ``run.json`` and in its checkpoints' training record.
+AUGMENTATION_LEVERS: tuple[str, ...] = ("webcam_aug", "occluders", "shape_aug", "tilt_aug")
 
 #: ``--landmark-points`` choices: the training landmarks of the landmark losses (YuNet's 5 points, or 7 FaceMesh
 #: points: those five and the inner lips).

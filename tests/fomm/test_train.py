@@ -738,24 +738,27 @@ def test_resume_with_data_keeps_the_runs_id_sampling_and_augmentation(tmp_path: 
         "webcam_aug": 0.3,
         "occluders": 0.2,
         "shape_aug": 0.4,
+        "tilt_aug": 0.5,
         "landmark_points": "facemesh",
     }
     (run / RUN_RECORD).write_text(json.dumps(record))
 
     def resumed(resume: Path, data: Path | None) -> argparse.Namespace:
         args = argparse.Namespace(resume=resume, out=None, data=data, id_sampling=False, landmark_points=None)
-        args.webcam_aug = args.occluders = args.shape_aug = None
+        args.webcam_aug = args.occluders = args.shape_aug = args.tilt_aug = None
         _run_paths(args)
         return args
 
     for data in (None, tmp_path / "other"):
         args = resumed(run / "checkpoint.safetensors", data)
         assert args.id_sampling is True and (args.webcam_aug, args.occluders, args.shape_aug) == (0.3, 0.2, 0.4)
+        assert args.tilt_aug == 0.5
         assert args.data == (data or tmp_path / "data") and args.out == run and args.landmark_points == "facemesh"
     del record["landmark_points"]  # a run from before --landmark-points: YuNet's 5
+    del record["tilt_aug"]  # and from before --tilt-aug: none
     (run / RUN_RECORD).write_text(json.dumps(record))
     args = resumed(run, None)
-    assert args.landmark_points == "yunet"
+    assert args.landmark_points == "yunet" and args.tilt_aug == 0.0
 
 
 def test_landmark_assignment_that_does_not_fit_is_refused(tmp_path, make_tiny, capsys):

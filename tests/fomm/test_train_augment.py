@@ -1,6 +1,6 @@
-"""Webcam-like degradation and synthetic occluders of the keypoint detector's copy of the driving frame, and the
-face-shape warp of whole pairs (fomm.train.augment, FramesDataset's ``driving_input``, the trainer's use of it and
-the CLI flags)."""
+"""Webcam-like degradation and synthetic occluders of the keypoint detector's copy of the driving frame, the
+face-shape warp of whole pairs and the tilt of driving frames (fomm.train.augment, FramesDataset's
+``driving_input``, the trainer's use of it and the CLI flags)."""
 
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ cv2 = pytest.importorskip("cv2")
 
 import fomm  # noqa: E402
 from fomm.train import augment  # noqa: E402
-from fomm.train.augment import degrade_webcam, paste_occluder, reshape_pair  # noqa: E402
+from fomm.train.augment import degrade_webcam, paste_occluder, reshape_pair, tilt_frame  # noqa: E402
 from fomm.train.data import DatasetConfig, DatasetError, FramesDataset  # noqa: E402
 
 S = 64
@@ -304,3 +304,62 @@ def test_cli_shape_aug_reaches_the_dataset_the_run_record_and_resume(root: Path,
     assert main(["--data", str(root), "--out", str(tmp_path / "x"), "--shape-aug", "1.5"]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "--shape-aug" in err[0] and "probability in [0, 1]" in err[0]
+
+
+def _bar_angle(frame: torch.Tensor) -> float:
+    """The on-screen angle (degrees, counter-clockwise positive) of the bright bar in ``(3, H, W)``."""
+    ys, xs = np.nonzero(frame[0].numpy() > 0.5)
+    return float(np.degrees(np.arctan(-np.polyfit(xs, ys, 1)[0])))
+
+
+@pytest.mark.parametrize("degrees", [20.0, -12.0])
+def test_tilt_frame_turns_the_content_rigidly_about_the_centre(degrees: float) -> None:
+    """A horizontal bar through the centre of a wide frame comes out at the asked angle (counter-clockwise on
+    screen for positive), still centred; the input is not changed."""
+    frame = torch.zeros(3, 64, 96)
+    frame[:, 30:34, 12:84] = 1.0
+    before = frame.clone()
+    out = tilt_frame(frame, degrees=degrees)
+    assert torch.equal(frame, before) and out.shape == frame.shape and out.dtype == torch.float32
+    assert _bar_angle(out) == pytest.approx(degrees, abs=1.0)
+    ys, xs = np.nonzero(out[0].numpy() > 0.5)
+    assert xs.mean() == pytest.approx(47.5, abs=1.0) and ys.mean() == pytest.approx(31.5, abs=1.0)
+    assert torch.allclose(tilt_frame(frame, degrees=0.0), frame, atol=1e-5)
+
+
+def test_tilt_frame_random_angles_stay_in_range_and_repeat_with_the_seed() -> None:
+    frame = torch.zeros(3, 64, 64)
+    frame[:, 30:34, 8:56] = 1.0
+    angles = [_bar_angle(tilt_frame(frame, generator=torch.Generator().manual_seed(seed))) for seed in range(16)]
+    assert all(abs(a) <= augment.TILT_DEGREES + 1.0 for a in angles)
+    assert max(angles) > 5.0 and min(angles) < -5.0  # both ways
+    again = tilt_frame(frame, generator=torch.Generator().manual_seed(4))
+    assert torch.equal(again, tilt_frame(frame, generator=torch.Generator().manual_seed(4)))
+    with pytest.raises(ValueError, match=r"expected a \(3, H, W\) frame"):
+        tilt_frame(frame[None])
+
+
+def test_tilt_aug_in_the_dataset_turns_the_driving_frame_only(root: Path) -> None:
+    assert DatasetConfig(root=root, image_size=S).tilt_aug == 0.0
+    clean = _items(root, 9)
+    tilted = _items(root, 9, tilt_aug=1.0)
+    for a, b in zip(clean, tilted, strict=True):
+        assert set(b) == {"source", "driving", "name"}
+        assert torch.equal(a["source"], b["source"])
+        assert float((a["driving"] - b["driving"]).abs().max()) > 0.05
+    with pytest.raises(DatasetError, match=r"DatasetConfig.tilt_aug must be a number in \[0, 1\], got -1"):
+        DatasetConfig(root=root, tilt_aug=-1)
+
+
+def test_cli_tilt_aug_reaches_the_dataset_and_the_run_record(root: Path, tmp_path: Path) -> None:
+    from fomm.train.__main__ import _dataset, _run_paths, _write_run_record, build_parser
+
+    parser = build_parser()
+    args = parser.parse_args(["--data", str(root), "--out", str(tmp_path), "--tilt-aug", "0.5"])
+    assert _dataset(args, S).config.tilt_aug == 0.5
+    _write_run_record(args)
+    assert json.loads((tmp_path / "run.json").read_text())["tilt_aug"] == 0.5
+    (tmp_path / "checkpoint.safetensors").write_bytes(b"")
+    resumed = parser.parse_args(["--resume", str(tmp_path)])
+    _run_paths(resumed)
+    assert resumed.tilt_aug == 0.5
