@@ -955,6 +955,11 @@ def _info(args: argparse.Namespace) -> int:
             + (f" ({', '.join(levers)})" if levers else "")
             + (f", from {record['init']}" if record.get("init") else ", from random initialisation")
         )
+        if record.get("weight_average"):
+            lines.append(
+                "weights: the average of "
+                + ", ".join(f"{part['weight']:.2f} x {part['checkpoint']}" for part in record["weight_average"])
+            )
         record = record.get("init_training")
     print("\n".join(lines))
     return EXIT_OK

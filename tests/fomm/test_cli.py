@@ -595,3 +595,25 @@ def test_cli_and_training_do_not_import_each_other() -> None:
     result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120, env=env)
     assert result.returncode == 0, result.stderr[-2000:]
     assert result.stdout.split("\n")[:2] == ["[]", "False"]
+
+
+def test_info_shows_a_weight_average(make_tiny, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """A checkpoint whose weights are an average of others says so, with each part's weight, under its record."""
+    record = {
+        "steps": 250,
+        "seconds": 60.0,
+        "device": "cpu",
+        "batch_size": 8,
+        "data": "faces",
+        "init": "run A",
+        "weight_average": [{"weight": 0.5, "checkpoint": "model A"}, {"weight": 0.5, "checkpoint": "step 250"}],
+    }
+    path = fomm.save_checkpoint(tmp_path / "mix.safetensors", fomm.build_fomm(make_tiny()), training=record)
+    capsys.readouterr()
+    assert main(["info", str(path)]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    trained = [i for i, line in enumerate(lines) if line.startswith("trained: 250 steps")]
+    assert trained and lines[trained[0] + 1] == "weights: the average of 0.50 x model A, 0.50 x step 250"
+    plain = fomm.save_checkpoint(tmp_path / "plain.safetensors", fomm.build_fomm(make_tiny()), training={"steps": 3})
+    assert main(["info", str(plain)]) == 0
+    assert "weights:" not in capsys.readouterr().out
