@@ -47,6 +47,16 @@ DEFAULT_PRESET = "vox-256"
 #: The run's data set (``{"data": ROOT, "id_sampling": bool, "webcam_aug": P, "occluders": P, "shape_aug": P,
 #: "tilt_aug": P, "landmark_points": "yunet" | "facemesh"}``), beside its checkpoint.
 RUN_RECORD = "run.json"
+#: Loss weights set by a flag of the same name (``--landmark-roll W`` sets ``LossWeights.landmark_roll``).
+WEIGHT_FLAGS: tuple[str, ...] = (
+    "l1",
+    "face_anchor",
+    "landmark_keypoints",
+    "landmark_heatmap",
+    "landmark_roll",
+    "equivariance_value",
+    "equivariance_jacobian",
+)
 
 
 def _int_at_least(low: int) -> Any:
@@ -398,20 +408,8 @@ def _train_config(args: argparse.Namespace, model_config: FommConfig, yaml_path:
     weights = base.loss_weights
     if (args.features or "").strip() == "none":
         weights = dataclasses.replace(weights, perceptual=(0.0,) * len(weights.perceptual), l1=10.0)
-    if args.l1 is not None:
-        weights = dataclasses.replace(weights, l1=args.l1)
-    if args.face_anchor is not None:
-        weights = dataclasses.replace(weights, face_anchor=args.face_anchor)
-    if args.landmark_keypoints is not None:
-        weights = dataclasses.replace(weights, landmark_keypoints=args.landmark_keypoints)
-    if args.landmark_heatmap is not None:
-        weights = dataclasses.replace(weights, landmark_heatmap=args.landmark_heatmap)
-    if args.landmark_roll is not None:
-        weights = dataclasses.replace(weights, landmark_roll=args.landmark_roll)
-    if args.equivariance_value is not None:
-        weights = dataclasses.replace(weights, equivariance_value=args.equivariance_value)
-    if args.equivariance_jacobian is not None:
-        weights = dataclasses.replace(weights, equivariance_jacobian=args.equivariance_jacobian)
+    given = {name: getattr(args, name) for name in WEIGHT_FLAGS if getattr(args, name) is not None}
+    weights = dataclasses.replace(weights, **given)
     if args.landmark_assign is not None:
         changes["landmark_assignment"] = args.landmark_assign
     if args.sigma_affine is not None:

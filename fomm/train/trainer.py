@@ -874,7 +874,8 @@ class Trainer:
         if weights.uses_landmarks:
             if "landmarks" not in batch or "landmarks_valid" not in batch:
                 raise TrainError(
-                    "a landmark loss (loss_weights.face_anchor / landmark_keypoints) is on but the batch has no "
+                    "a landmark loss (loss_weights.face_anchor / landmark_keypoints / landmark_heatmap / "
+                    "landmark_roll) is on but the batch has no "
                     "face landmarks (DatasetConfig.landmarks)"
                 )
             landmarks = batch["landmarks"].to(self.device)  # (B, 2, L, 2): source, driving (L = 5 or 7)

@@ -289,21 +289,25 @@ def test_shape_aug_in_the_dataset_changes_both_frames_and_is_off_by_default(root
         DatasetConfig(root=root, shape_aug=2)
 
 
-def test_cli_shape_aug_reaches_the_dataset_the_run_record_and_resume(root: Path, tmp_path: Path, capsys) -> None:
+@pytest.mark.parametrize(("flag", "value"), [("--shape-aug", 0.4), ("--tilt-aug", 0.5)])
+def test_cli_pair_augmentation_reaches_the_dataset_the_run_record_and_resume(
+    root: Path, tmp_path: Path, capsys, flag: str, value: float
+) -> None:
     from fomm.train.__main__ import _dataset, _run_paths, _write_run_record, build_parser, main
 
+    name = flag[2:].replace("-", "_")
     parser = build_parser()
-    args = parser.parse_args(["--data", str(root), "--out", str(tmp_path), "--shape-aug", "0.4"])
-    assert _dataset(args, S).config.shape_aug == 0.4
+    args = parser.parse_args(["--data", str(root), "--out", str(tmp_path), flag, str(value)])
+    assert getattr(_dataset(args, S).config, name) == value
     _write_run_record(args)
-    assert json.loads((tmp_path / "run.json").read_text())["shape_aug"] == 0.4
+    assert json.loads((tmp_path / "run.json").read_text())[name] == value
     (tmp_path / "checkpoint.safetensors").write_bytes(b"")
     resumed = parser.parse_args(["--resume", str(tmp_path)])
     _run_paths(resumed)
-    assert resumed.shape_aug == 0.4
-    assert main(["--data", str(root), "--out", str(tmp_path / "x"), "--shape-aug", "1.5"]) == 2
+    assert getattr(resumed, name) == value
+    assert main(["--data", str(root), "--out", str(tmp_path / "x"), flag, "1.5"]) == 2
     err = capsys.readouterr().err.strip().splitlines()
-    assert len(err) == 1 and "--shape-aug" in err[0] and "probability in [0, 1]" in err[0]
+    assert len(err) == 1 and flag in err[0] and "probability in [0, 1]" in err[0]
 
 
 def _bar_angle(frame: torch.Tensor) -> float:
@@ -349,17 +353,3 @@ def test_tilt_aug_in_the_dataset_turns_the_driving_frame_only(root: Path) -> Non
         assert float((a["driving"] - b["driving"]).abs().max()) > 0.05
     with pytest.raises(DatasetError, match=r"DatasetConfig.tilt_aug must be a number in \[0, 1\], got -1"):
         DatasetConfig(root=root, tilt_aug=-1)
-
-
-def test_cli_tilt_aug_reaches_the_dataset_and_the_run_record(root: Path, tmp_path: Path) -> None:
-    from fomm.train.__main__ import _dataset, _run_paths, _write_run_record, build_parser
-
-    parser = build_parser()
-    args = parser.parse_args(["--data", str(root), "--out", str(tmp_path), "--tilt-aug", "0.5"])
-    assert _dataset(args, S).config.tilt_aug == 0.5
-    _write_run_record(args)
-    assert json.loads((tmp_path / "run.json").read_text())["tilt_aug"] == 0.5
-    (tmp_path / "checkpoint.safetensors").write_bytes(b"")
-    resumed = parser.parse_args(["--resume", str(tmp_path)])
-    _run_paths(resumed)
-    assert resumed.tilt_aug == 0.5
