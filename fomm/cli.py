@@ -244,6 +244,39 @@ def build_parser() -> argparse.ArgumentParser:
     info.add_argument("--quiet", action="store_true", help="only warnings and errors")
     info.set_defaults(run=_info)
 
+    average = commands.add_parser(
+        "average",
+        help="average the weights of checkpoints (a model soup)",
+        description="Average the weights of checkpoints of one config, fine-tuned from one another, into a new "
+        ".safetensors checkpoint. The parts' keypoint detectors are first run on probe images: when a keypoint "
+        "sits in different places in different parts (they have learnt different keypoints) the average would "
+        "follow neither, and nothing is written.",
+    )
+    average.add_argument("checkpoints", nargs="+", type=Path, metavar="CKPT", help="two or more checkpoints")
+    average.add_argument("--output", required=True, type=Path, metavar="OUT.safetensors")
+    average.add_argument(
+        "--weights", type=_weights, metavar="W,W,...", help="one weight per checkpoint (default: equal weights)"
+    )
+    average.add_argument(
+        "--probe",
+        type=Path,
+        action="append",
+        metavar="IMG",
+        help="probe image for the keypoint check, repeatable (default: the bundled portrait)",
+    )
+    average.add_argument(
+        "--max-keypoint-shift",
+        type=float,
+        default=None,
+        metavar="D",
+        help="largest distance allowed between two parts' positions of a keypoint on a probe image, in the "
+        "keypoints' [-1, 1] coordinates (default 0.1, i.e. 5%% of the image width)",
+    )
+    average.add_argument("--force", action="store_true", help="average even when the parts' keypoints disagree")
+    average.add_argument("--overwrite", action="store_true", help="replace an existing output file")
+    average.add_argument("--quiet", action="store_true", help="only warnings and errors")
+    average.set_defaults(run=_average)
+
     doctor = commands.add_parser(
         "doctor",
         help="check GPU, CUDA, TensorRT and the engine cache",
@@ -604,9 +637,10 @@ def _about(what: str) -> Iterator[None]:
 def _library_errors() -> tuple[type[Exception], ...]:
     """The library's user-error types (imported when an error is being handled: the checkpoint module needs
     torch, which ``fomm --help`` does not load)."""
+    from fomm.average import AverageError
     from fomm.checkpoint import CheckpointError
 
-    return (MediaError, ConfigError, CheckpointError)
+    return (MediaError, ConfigError, CheckpointError, AverageError)
 
 
 def resolve_config(value: str | None) -> FommConfig:
@@ -935,6 +969,8 @@ def _info(args: argparse.Namespace) -> int:
             levers.append(f"landmark-heatmap {record['landmark_heatmap']:g}")
         if record.get("landmark_roll"):
             levers.append(f"landmark-roll {record['landmark_roll']:g}")
+        if record.get("mouth_region"):
+            levers.append(f"mouth-region {record['mouth_region']:g}")
         if record.get("landmark_keypoints") or record.get("landmark_heatmap"):
             if record.get("landmark_points", "yunet") != "yunet":
                 levers.append(f"landmark-points {record['landmark_points']}")
@@ -962,6 +998,86 @@ def _info(args: argparse.Namespace) -> int:
             )
         record = record.get("init_training")
     print("\n".join(lines))
+    return EXIT_OK
+
+
+def _weights(text: str) -> list[float]:
+    try:
+        values = [float(part) for part in text.split(",")]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected comma-separated numbers such as 0.5,0.5, got {text!r}") from None
+    if any(not math.isfinite(v) or v < 0 for v in values) or sum(values) <= 0:
+        raise argparse.ArgumentTypeError(f"expected finite weights >= 0, not all 0, got {text!r}")
+    return values
+
+
+def _average(args: argparse.Namespace) -> int:
+    import numpy as np
+
+    from fomm.average import DEFAULT_MAX_KEYPOINT_SHIFT, average_states, keypoint_disagreement, normalise_weights
+    from fomm.checkpoint import read_training_record, save_checkpoint
+    from fomm.hashing import sha256_file
+    from fomm.media.image import fit_square, load_image, to_tensor
+
+    paths: list[Path] = args.checkpoints
+    if len(paths) < 2:
+        raise CliError(f"average: expected two or more checkpoints, got {len(paths)}")
+    if args.weights is not None and len(args.weights) != len(paths):
+        raise CliError(f"--weights: expected {len(paths)} weights (one per checkpoint), got {len(args.weights)}")
+    weights = normalise_weights(args.weights, len(paths))
+    limit = DEFAULT_MAX_KEYPOINT_SHIFT if args.max_keypoint_shift is None else args.max_keypoint_shift
+    if not math.isfinite(limit) or limit <= 0:
+        raise CliError(f"--max-keypoint-shift: expected a distance > 0, got {limit:g}")
+    if args.output.exists() and not args.overwrite:
+        raise CliError(f"--output {str(args.output)!r} exists; pass --overwrite to replace it")
+    if args.output.resolve() in {p.resolve() for p in paths} and not args.overwrite:
+        raise CliError(f"--output {str(args.output)!r} is one of the checkpoints")
+
+    parts = []
+    for path in paths:
+        with _about(f"checkpoint {str(path)!r}"):
+            parts.append(fomm.load_checkpoint(path))
+    first = parts[0].config
+    for path, part in zip(paths[1:], parts[1:], strict=True):
+        if part.config != first:
+            raise CliError(
+                f"checkpoint {str(path)!r} (config {part.config.name}) has another structure than "
+                f"{str(paths[0])!r} (config {first.name}): only checkpoints of one config can be averaged"
+            )
+
+    probes = args.probe or [DEFAULT_AVATAR]
+    images = []
+    for path in probes:
+        with _about(f"--probe {str(path)!r}"):
+            images.append(fit_square(load_image(path), first.image_size, "resize"))
+    shift = keypoint_disagreement([p.model for p in parts], to_tensor(np.stack(images)))
+    worst = int(shift.argmax())
+    logger.info(
+        "keypoint shift between the parts on %d probe image(s), per keypoint: %s",
+        len(images),
+        " ".join(f"{v:.3f}" for v in shift.tolist()),
+    )
+    if float(shift[worst]) > limit:
+        message = (
+            f"keypoint {worst} sits {float(shift[worst]):.2f} apart between the parts on the probe image(s) (at most "
+            f"{limit:g} allowed): the parts have learnt different keypoints and their average would follow neither"
+        )
+        if not args.force:
+            raise CliError(message + "; average checkpoints fine-tuned from one another, or pass --force")
+        logger.warning("%s; averaging anyway (--force)", message)
+
+    merged = average_states([p.model.state_dict() for p in parts], weights)  # same config: same keys and shapes
+    model = parts[0].model
+    model.load_state_dict(merged, strict=True)
+    record = dict(read_training_record(paths[0]) or {})
+    record["weight_average"] = [
+        {"weight": w, "checkpoint": path.name, "sha256": sha256_file(path), "step": part.step}
+        for w, path, part in zip(weights, paths, parts, strict=True)
+    ]
+    out = save_checkpoint(args.output, model, step=parts[0].step, training=record)
+    logger.info(
+        "wrote %s: %s", out, ", ".join(f"{w:.2f} x {path.name}" for w, path in zip(weights, paths, strict=True))
+    )
     return EXIT_OK
 
 

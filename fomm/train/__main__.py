@@ -54,6 +54,7 @@ WEIGHT_FLAGS: tuple[str, ...] = (
     "landmark_keypoints",
     "landmark_heatmap",
     "landmark_roll",
+    "mouth_region",
     "equivariance_value",
     "equivariance_jacobian",
 )
@@ -221,6 +222,15 @@ def build_parser() -> argparse.ArgumentParser:
         help="weight of the landmark-roll loss: every keypoint's jacobian made to turn as the head tilts between the "
         "two frames (the line through the eyes, from the data set's landmarks), so an avatar tilts its head with "
         "the driver; e.g. 100; default 0 (off); --resume keeps the run's",
+    )
+    parser.add_argument(
+        "--mouth-region",
+        type=_non_negative_float,
+        metavar="W",
+        help="weight of the mouth-region loss: pixel L1 between the generated and the real driving frame in a "
+        "crop around the driving frame's mouth (from the data set's landmarks), which the whole-frame losses "
+        "weigh little, so that the avatar opens its mouth with the driver; e.g. 500; default 0 (off); --resume "
+        "keeps the run's",
     )
     parser.add_argument(
         "--landmark-points",

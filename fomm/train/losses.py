@@ -34,7 +34,7 @@ from torch import nn
 
 from ..config import ConfigError
 from ..discriminator import scale_key
-from ..geometry import inverse_2x2, make_coordinate_grid
+from ..geometry import inverse_2x2, make_coordinate_grid, warp
 from ..hashing import sha256_file
 from ..keypoints import Keypoints
 from ..layers import AntiAliasInterpolation2d
@@ -63,6 +63,8 @@ __all__ = [
     "lsgan_discriminator_loss",
     "lsgan_generator_loss",
     "match_keypoints_to_landmarks",
+    "mouth_crop_grid",
+    "mouth_region_loss",
     "perceptual_pyramid_loss",
 ]
 
@@ -782,6 +784,75 @@ def landmark_roll_loss(
     return weight * _mean_over_found(error, valid)
 
 
+#: Side of the square mouth crop of :func:`mouth_region_loss`, in pixels, and its half-size as a multiple of the
+#: distance between the mouth corners (1.0: the crop is twice the mouth's width, chin and lips inside).
+MOUTH_CROP_SIZE = 48
+MOUTH_CROP_SCALE = 1.0
+
+
+def mouth_crop_grid(landmarks: torch.Tensor, size: int = MOUTH_CROP_SIZE) -> torch.Tensor:
+    """Sampling grids of a square crop around each frame's mouth.
+
+    Args:
+        landmarks: ``(B, L, 2)`` landmarks in the frames' ``(x, y)`` ``[-1, 1]`` coordinates, YuNet's order (right
+            eye, left eye, nose, right and left mouth corner) first; with FaceMesh's 7 the inner upper and lower
+            lip follow. The crop is centred on the mean of the mouth points (index 3 on), its half-size
+            :data:`MOUTH_CROP_SCALE` times the distance between the corners (at least 0.05).
+        size: the crop's side in pixels.
+
+    Returns:
+        ``(B, size, size, 2)`` grids for :func:`fomm.geometry.warp`.
+    """
+    if landmarks.ndim != 3 or landmarks.shape[1] < 5 or landmarks.shape[-1] != 2:
+        raise ValueError(f"expected (B, L >= 5, 2) landmarks, got {tuple(landmarks.shape)}")
+    points = landmarks.detach().float()
+    mouth = points[:, 3:]
+    centre = mouth.mean(dim=1)  # (B, 2)
+    half = (MOUTH_CROP_SCALE * (points[:, 4] - points[:, 3]).norm(dim=-1)).clamp_min(0.05)  # (B,)
+    base = make_coordinate_grid(size, size, device=landmarks.device)  # (size, size, 2)
+    return centre[:, None, None, :] + half[:, None, None, None] * base[None]
+
+
+def mouth_region_loss(
+    prediction: torch.Tensor,
+    target: torch.Tensor,
+    landmarks: torch.Tensor,
+    valid: torch.Tensor,
+    *,
+    align_corners: bool,
+    weight: float = 1.0,
+    size: int = MOUTH_CROP_SIZE,
+) -> torch.Tensor:
+    """Pixel L1 between the generated and the real driving frame in a crop around the driving frame's mouth (not
+    in the original).
+
+    The perceptual loss over the whole frame gives the mouth, a few percent of the pixels, a few percent of its
+    weight, so a generator can leave the avatar's mouth closed while the driver talks at little cost. This loss
+    compares the mouths alone, at :data:`MOUTH_CROP_SIZE` pixels whatever the face's size
+    (:func:`mouth_crop_grid`).
+
+    Args:
+        prediction, target: ``(B, 3, H, W)`` generated and real driving frames (the target is a constant).
+        landmarks: ``(B, L, 2)`` the driving frames' landmarks (:func:`mouth_crop_grid`).
+        valid: ``(B,)`` bool: the driving frame's landmarks were found (others take no part).
+        align_corners: the model's grid-sampling convention.
+        weight: the loss weight.
+        size: the crop's side in pixels.
+
+    Returns:
+        ``weight`` times the mean absolute difference over the valid frames' crops (0 without any).
+    """
+    batch = prediction.shape[0]
+    if prediction.ndim != 4 or target.shape != prediction.shape:
+        raise ValueError(f"expected two (B, C, H, W) images, got {tuple(prediction.shape)} and {tuple(target.shape)}")
+    _check_landmarks(landmarks, valid, batch, None)
+    grid = mouth_crop_grid(landmarks.to(prediction.device), size)
+    fake = warp(prediction.float(), grid, align_corners=align_corners)
+    real = warp(target.detach().float(), grid, align_corners=align_corners)
+    per_frame = (fake - real).abs().mean(dim=(1, 2, 3))[:, None]  # (B, 1)
+    return weight * _mean_over_found(per_frame, valid)
+
+
 def _check_landmarks(landmarks: torch.Tensor, valid: torch.Tensor, batch: int, assignment: torch.Tensor | None) -> None:
     """Raises ``ValueError`` unless ``landmarks`` is ``(batch, L, 2)``, ``valid`` ``(batch,)`` and ``assignment``
     (when given) ``(L,)``."""
@@ -922,6 +993,8 @@ class LossWeights:
             not in the original; 0 = off); moves keypoints that are far from their landmark.
         landmark_roll: every keypoint's jacobian turned with the head's tilt between the two frames
             (:func:`landmark_roll_loss`; not in the original; 0 = off).
+        mouth_region: pixel L1 in a crop around the driving frame's mouth (:func:`mouth_region_loss`; not in the
+            original; 0 = off).
     """
 
     perceptual: tuple[float, ...] = (10.0, 10.0, 10.0, 10.0, 10.0)
@@ -935,6 +1008,7 @@ class LossWeights:
     landmark_keypoints: float = 0.0
     landmark_heatmap: float = 0.0
     landmark_roll: float = 0.0
+    mouth_region: float = 0.0
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "perceptual", _weights("perceptual", self.perceptual))
@@ -949,6 +1023,7 @@ class LossWeights:
             "landmark_keypoints",
             "landmark_heatmap",
             "landmark_roll",
+            "mouth_region",
         ):
             value = getattr(self, name)
             if not isinstance(value, int | float) or value < 0:
@@ -967,7 +1042,14 @@ class LossWeights:
     def uses_landmarks(self) -> bool:
         """A loss needs each training frame's face landmarks (the data set finds them)."""
         return any(
-            w != 0 for w in (self.face_anchor, self.landmark_keypoints, self.landmark_heatmap, self.landmark_roll)
+            w != 0
+            for w in (
+                self.face_anchor,
+                self.landmark_keypoints,
+                self.landmark_heatmap,
+                self.landmark_roll,
+                self.mouth_region,
+            )
         )
 
     @classmethod

@@ -75,6 +75,7 @@ from .losses import (
     lsgan_discriminator_loss,
     lsgan_generator_loss,
     match_keypoints_to_landmarks,
+    mouth_region_loss,
     perceptual_pyramid_loss,
 )
 from .names import DEFAULT_SCALES
@@ -875,7 +876,7 @@ class Trainer:
             if "landmarks" not in batch or "landmarks_valid" not in batch:
                 raise TrainError(
                     "a landmark loss (loss_weights.face_anchor / landmark_keypoints / landmark_heatmap / "
-                    "landmark_roll) is on but the batch has no "
+                    "landmark_roll / mouth_region) is on but the batch has no "
                     "face landmarks (DatasetConfig.landmarks)"
                 )
             landmarks = batch["landmarks"].to(self.device)  # (B, 2, L, 2): source, driving (L = 5 or 7)
@@ -912,6 +913,15 @@ class Trainer:
                     landmarks[:, 1],
                     found[:, 0] & found[:, 1],
                     weight=weights.landmark_roll,
+                )
+            if weights.mouth_region != 0:  # the driving frame's mouth, generated vs real
+                losses["mouth_region"] = mouth_region_loss(
+                    prediction,
+                    driving,
+                    landmarks[:, 1],
+                    found[:, 1],
+                    align_corners=self.model.config.align_corners,
+                    weight=weights.mouth_region,
                 )
 
         # 7. Generator + keypoint detector update.
@@ -1208,6 +1218,11 @@ class Trainer:
             **(
                 {"landmark_roll": self.config.loss_weights.landmark_roll}
                 if self.config.loss_weights.landmark_roll
+                else {}
+            ),
+            **(
+                {"mouth_region": self.config.loss_weights.mouth_region}
+                if self.config.loss_weights.mouth_region
                 else {}
             ),
             "equivariance_value": self.config.loss_weights.equivariance_value,

@@ -504,7 +504,7 @@ def test_face_anchor_loss_is_logged_and_falls(tmp_path, make_tiny):
         model, train_config(loss_weights=weights), MovingBlobs(), tmp_path / "no", features=TinyFeatures()
     ) as t:
         batch = next(iter(torch.utils.data.DataLoader(MovingBlobs(), batch_size=2)))
-        with pytest.raises(TrainError, match="landmark_roll\\) is on but the batch has no face"):
+        with pytest.raises(TrainError, match="mouth_region\\) is on but the batch has no face"):
             t.train_step(batch)
 
 
@@ -579,6 +579,31 @@ def test_landmark_roll_loss_is_taken_from_the_pairs_landmarks(tmp_path, make_tin
         else:
             assert "landmark_roll" not in losses
     assert after["on"] and any(not torch.allclose(after["on"][k], after["off"][k]) for k in after["on"])
+
+
+def test_mouth_region_loss_is_taken_from_the_driving_landmarks(tmp_path, make_tiny):
+    """``loss_weights.mouth_region`` alone: the trainer compares the generated and real driving frames around the
+    driving frame's mouth, logs it, its gradient reaches the generator, and it falls when trained on."""
+    weights = LossWeights(perceptual=(10.0, 10.0), mouth_region=100.0)
+    data = BlobsWithLandmarks(videos=8, points=7)
+    batch = next(iter(torch.utils.data.DataLoader(data, batch_size=8)))
+    model = fomm.build_fomm(make_tiny(num_kp=8))
+    after = {}
+    for name, w in (("on", weights), ("off", dataclasses.replace(weights, mouth_region=0.0))):
+        trained = copy.deepcopy(model)
+        with Trainer(trained, train_config(loss_weights=w), data, tmp_path / name, features=TinyFeatures()) as t:
+            losses = t.train_step(batch)["losses"]
+        after[name] = trained.generator.state_dict()
+        assert ("mouth_region" in losses) == (name == "on")
+        assert name == "off" or float(losses["mouth_region"]) > 0
+    assert any(
+        not torch.allclose(after["on"][k], after["off"][k]) for k in after["on"] if after["on"][k].is_floating_point()
+    )
+    out = tmp_path / "mouth"
+    run(lambda: make_tiny(num_kp=8), out, train_config(max_steps=30, loss_weights=weights), dataset=data)
+    mouth = [r["mouth_region"] for r in read_log(out)]
+    assert len(mouth) == 30 and all(np.isfinite(mouth))
+    assert np.mean(mouth[-5:]) < 0.8 * np.mean(mouth[:5])
 
 
 def test_skipped_landmark_takes_no_part(tmp_path, make_tiny):
@@ -860,7 +885,7 @@ def test_checkpoints_record_how_they_were_trained(tmp_path, capsys):
     levers = ["--id-sampling", "--scales", "0.5,0.25", "--shape-aug", "0.25", "--face-anchor", "5"]
     levers += ["--landmark-keypoints", "2", "--landmark-heatmap", "0.5", "--landmark-assign", "4,3,-,1,0"]
     levers += ["--lr", "1e-4", "--lr-kp-detector", "3e-4", "--sigma-affine", "0.15", "--equivariance-jacobian", "50"]
-    levers += ["--landmark-roll", "3"]
+    levers += ["--landmark-roll", "3", "--mouth-region", "7"]
     assert (
         main(["--data", str(data), "--out", str(second), *common, "--max-steps", "1", "--init", str(init), *levers])
         == 0
@@ -873,6 +898,7 @@ def test_checkpoints_record_how_they_were_trained(tmp_path, capsys):
     assert len(trained) == 2 and trained[0].startswith("trained: 1 steps") and "from random" in trained[1]
     assert (
         "(shape-aug 0.25, id-sampling, face-anchor 5, landmark-keypoints 2, landmark-heatmap 0.5, landmark-roll 3, "
+        "mouth-region 7, "
         "landmark-assign 4,3,-,1,0, sigma-affine 0.15, equivariance-jacobian 50, "
         "scales 0.5,0.25)" in trained[0]
     )
@@ -893,6 +919,9 @@ def test_checkpoints_record_how_they_were_trained(tmp_path, capsys):
         and saved["loss_weights"]["landmark_roll"] == 3.0
         and chained["landmark_roll"] == 3.0
         and "landmark_roll" in first_log
+        and saved["loss_weights"]["mouth_region"] == 7.0
+        and chained["mouth_region"] == 7.0
+        and "mouth_region" in first_log
         and first_log["equivariance_jacobian"] > 0
         and saved["landmark_assignment"] == [4, 3, -1, 1, 0]
         and chained["landmark_assignment"] == [4, 3, -1, 1, 0]

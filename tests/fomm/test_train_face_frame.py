@@ -16,6 +16,8 @@ from fomm.train.losses import (
     landmark_keypoint_loss,
     landmark_roll_loss,
     match_keypoints_to_landmarks,
+    mouth_crop_grid,
+    mouth_region_loss,
 )
 
 TEMPLATE = torch.tensor(FACE_TEMPLATE, dtype=torch.float64)
@@ -364,3 +366,53 @@ def test_descending_the_landmark_roll_loss_turns_the_jacobians() -> None:
         landmark_roll_loss(jac, driving, face, moved, valid).backward()
         optimizer.step()
     assert first > 0.1 and float(landmark_roll_loss(jac, driving.detach(), face, moved, valid)) < 0.1 * first
+
+
+def _mouth_face(batch: int = 3) -> torch.Tensor:
+    """``(B, 7, 2)`` face landmarks (YuNet's 5, then the inner upper and lower lip), mouth centred at (0.2, 0.4)
+    with its corners 0.3 apart."""
+    face = torch.tensor([[-0.2, -0.2], [0.4, -0.2], [0.1, 0.1], [0.05, 0.4], [0.35, 0.4], [0.2, 0.35], [0.2, 0.45]])
+    return face.expand(batch, 7, 2).clone()
+
+
+def test_mouth_crop_grid_is_centred_on_the_mouth() -> None:
+    """The crop is centred on the mean of the mouth points and reaches the corners' distance to each side."""
+    grid = mouth_crop_grid(_mouth_face(), size=9)
+    assert grid.shape == (3, 9, 9, 2)
+    torch.testing.assert_close(grid[:, 4, 4], torch.tensor([0.2, 0.4]).expand(3, 2))
+    torch.testing.assert_close(grid[0, 0, 0], torch.tensor([-0.1, 0.1]))
+    torch.testing.assert_close(grid[0, -1, -1], torch.tensor([0.5, 0.7]))
+    yunet = mouth_crop_grid(_mouth_face()[:, :5], size=9)  # the corners alone: the same centre here
+    torch.testing.assert_close(yunet[:, 4, 4], torch.tensor([0.2, 0.4]).expand(3, 2))
+    with pytest.raises(ValueError, match="L >= 5"):
+        mouth_crop_grid(_mouth_face()[:, :3])
+
+
+def test_mouth_region_loss_sees_the_mouth_alone() -> None:
+    """A change outside the crop costs nothing; a change inside costs its mean absolute size in the crop; frames
+    without landmarks take no part; the gradient reaches only the prediction's pixels in and near the crop."""
+    face = _mouth_face()
+    valid = torch.ones(3, dtype=torch.bool)
+    target = torch.rand(3, 3, 64, 64, generator=torch.Generator().manual_seed(0))
+    xy = make_coordinate_grid(64, 64)  # (H, W, 2) pixel centres
+    outside = ((xy[..., 0] - 0.2).abs() > 0.45) | ((xy[..., 1] - 0.4).abs() > 0.45)  # well away from the crop
+    inside = ((xy[..., 0] - 0.2).abs() < 0.36) & ((xy[..., 1] - 0.4).abs() < 0.36)  # covers the whole crop
+    far = target + 0.5 * outside.float()
+    assert float(mouth_region_loss(far, target, face, valid, align_corners=False)) == 0.0
+    near = target + 0.2 * inside.float()
+    loss = mouth_region_loss(near, target, face, valid, align_corners=False, weight=10.0)
+    assert float(loss) == pytest.approx(10.0 * 0.2, rel=1e-4)
+    only_first = torch.zeros(3, 3, 64, 64)
+    only_first[0] = 0.2 * inside.float()
+    some = torch.tensor([True, False, False])
+    assert float(mouth_region_loss(target + only_first, target, face, some, align_corners=False)) == pytest.approx(
+        0.2, rel=1e-4
+    )
+    none = torch.zeros(3, dtype=torch.bool)
+    assert float(mouth_region_loss(near, target, face, none, align_corners=False)) == 0.0
+    prediction = near.clone().requires_grad_(True)
+    mouth_region_loss(prediction, target, face, valid, align_corners=False).backward()
+    grad = prediction.grad.abs().sum(dim=(0, 1))
+    assert float(grad[outside].sum()) == 0.0 and float(grad[inside].sum()) > 0
+    with pytest.raises(ValueError, match="two"):
+        mouth_region_loss(near[:, :1], target, face, valid, align_corners=False)
