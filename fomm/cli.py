@@ -1030,8 +1030,6 @@ def _average(args: argparse.Namespace) -> int:
         raise CliError(f"--max-keypoint-shift: expected a distance > 0, got {limit:g}")
     if args.output.exists() and not args.overwrite:
         raise CliError(f"--output {str(args.output)!r} exists; pass --overwrite to replace it")
-    if args.output.resolve() in {p.resolve() for p in paths} and not args.overwrite:
-        raise CliError(f"--output {str(args.output)!r} is one of the checkpoints")
 
     parts = []
     for path in paths:
