@@ -1221,9 +1221,7 @@ class Trainer:
                 else {}
             ),
             **(
-                {"mouth_region": self.config.loss_weights.mouth_region}
-                if self.config.loss_weights.mouth_region
-                else {}
+                {"mouth_region": self.config.loss_weights.mouth_region} if self.config.loss_weights.mouth_region else {}
             ),
             "equivariance_value": self.config.loss_weights.equivariance_value,
             "equivariance_jacobian": self.config.loss_weights.equivariance_jacobian,
