@@ -1002,13 +1002,11 @@ def _info(args: argparse.Namespace) -> int:
 
 
 def _weights(text: str) -> list[float]:
+    """Comma-separated numbers (their values are checked by :func:`fomm.average.normalise_weights`)."""
     try:
-        values = [float(part) for part in text.split(",")]
+        return [float(part) for part in text.split(",")]
     except ValueError:
         raise argparse.ArgumentTypeError(f"expected comma-separated numbers such as 0.5,0.5, got {text!r}") from None
-    if any(not math.isfinite(v) or v < 0 for v in values) or sum(values) <= 0:
-        raise argparse.ArgumentTypeError(f"expected finite weights >= 0, not all 0, got {text!r}")
-    return values
 
 
 def _average(args: argparse.Namespace) -> int:
@@ -1022,9 +1020,8 @@ def _average(args: argparse.Namespace) -> int:
     paths: list[Path] = args.checkpoints
     if len(paths) < 2:
         raise CliError(f"average: expected two or more checkpoints, got {len(paths)}")
-    if args.weights is not None and len(args.weights) != len(paths):
-        raise CliError(f"--weights: expected {len(paths)} weights (one per checkpoint), got {len(args.weights)}")
-    weights = normalise_weights(args.weights, len(paths))
+    with _about("--weights"):
+        weights = normalise_weights(args.weights, len(paths))
     limit = DEFAULT_MAX_KEYPOINT_SHIFT if args.max_keypoint_shift is None else args.max_keypoint_shift
     if not math.isfinite(limit) or limit <= 0:
         raise CliError(f"--max-keypoint-shift: expected a distance > 0, got {limit:g}")

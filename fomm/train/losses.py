@@ -25,7 +25,7 @@ import logging
 import os
 import re
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
@@ -1013,18 +1013,7 @@ class LossWeights:
     def __post_init__(self) -> None:
         object.__setattr__(self, "perceptual", _weights("perceptual", self.perceptual))
         object.__setattr__(self, "feature_matching", _weights("feature_matching", self.feature_matching))
-        for name in (
-            "equivariance_value",
-            "equivariance_jacobian",
-            "generator_gan",
-            "discriminator_gan",
-            "l1",
-            "face_anchor",
-            "landmark_keypoints",
-            "landmark_heatmap",
-            "landmark_roll",
-            "mouth_region",
-        ):
+        for name in (f.name for f in fields(self) if f.name not in ("perceptual", "feature_matching")):
             value = getattr(self, name)
             if not isinstance(value, int | float) or value < 0:
                 raise ConfigError(f"loss_weights.{name} must be a number >= 0, got {value!r}")

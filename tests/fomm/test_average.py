@@ -135,6 +135,7 @@ def test_cli_refuses_parts_whose_keypoints_disagree(parts: tuple[Path, Path, Pat
     [
         (["--weights", "1,2,3"], "--weights: expected 2 weights"),
         (["--weights", "1,x"], "comma-separated numbers"),
+        (["--weights", "1,-1"], "--weights: weights must be finite and >= 0"),
         (["--max-keypoint-shift", "0"], "--max-keypoint-shift: expected a distance > 0"),
         (["--probe", "missing.png"], "--probe 'missing.png'"),
     ],
