@@ -16,6 +16,7 @@ from typing import Protocol, runtime_checkable
 import torch
 
 import fomm
+from fomm.precision import slow_cpu_bf16
 
 __all__ = ["BackendError", "InferenceBackend", "TorchBackend", "autocast_dtype"]
 
@@ -84,6 +85,8 @@ class TorchBackend:
             self.model = self.model.to(memory_format=torch.channels_last)
         self.image_size = model.config.image_size
         self._autocast = autocast_dtype(dtype, self.device)
+        if self._autocast == torch.bfloat16 and self.device.type == "cpu" and (why := slow_cpu_bf16()):
+            logger.warning("--dtype bf16: %s; fp32 runs faster here", why)
         self.name = f"torch-{self.device.type}-{dtype}"
         self._kp_source: fomm.Keypoints | None = None
         self._encoding: fomm.SourceEncoding | None = None

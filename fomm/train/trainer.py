@@ -60,6 +60,7 @@ from ..discriminator import scale_key
 from ..generator import GeneratorOutput
 from ..keypoints import Keypoints
 from ..model import Fomm
+from ..precision import slow_cpu_bf16
 from .losses import (
     FeatureNetwork,
     ImagePyramid,
@@ -612,6 +613,8 @@ class Trainer:
             raise ConfigError(f"train.device is {config.device!r} but torch sees no CUDA device")
         if config.amp == "fp16" and self.device.type != "cuda":
             raise ConfigError("train.amp 'fp16' needs a CUDA device; use 'bf16' or 'off' on the CPU")
+        if config.amp == "bf16" and self.device.type == "cpu" and (why := slow_cpu_bf16()):
+            logger.warning("train.amp 'bf16': %s; 'off' (fp32) trains faster here", why)
         weights = config.loss_weights
         self.weights = weights
         self.use_gan = weights.adversarial

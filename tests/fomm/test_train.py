@@ -17,6 +17,7 @@ import torch
 from torch import nn
 
 import fomm
+from fomm import precision
 from fomm.config import ConfigError
 from fomm.geometry import make_coordinate_grid
 from fomm.train import losses
@@ -458,10 +459,17 @@ def test_export_original_round_trip(tmp_path, make_tiny):
         assert torch.equal(a, b.cpu()), name
 
 
-def test_bf16_autocast_and_channels_last_on_cpu(tmp_path, make_tiny):
+def test_bf16_autocast_and_channels_last_on_cpu(tmp_path, make_tiny, monkeypatch, caplog):
+    monkeypatch.setattr(precision, "_native_bf16", lambda: False)  # as on an AVX2-only CPU
     out = tmp_path / "bf16"
-    run(make_tiny, out, train_config(max_steps=2, amp="bf16", channels_last=True))
+    with caplog.at_level("WARNING", logger="fomm.train.trainer"):
+        run(make_tiny, out, train_config(max_steps=2, amp="bf16", channels_last=True))
     assert all(np.isfinite(r["total"]) for r in read_log(out))
+    assert any("train.amp 'bf16': this CPU" in r.getMessage() for r in caplog.records)
+    caplog.clear()
+    with caplog.at_level("WARNING", logger="fomm.train.trainer"):
+        run(make_tiny, tmp_path / "fp32", train_config(max_steps=1))
+    assert not any("bf16" in r.getMessage() for r in caplog.records)
 
 
 def test_too_little_data_is_a_clear_error(tmp_path, make_tiny):

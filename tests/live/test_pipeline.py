@@ -10,6 +10,7 @@ import pytest
 import torch
 
 import fomm
+from fomm import precision
 from live.backends import BackendError, TorchBackend
 from live.crop import Framing
 from live.filters import KeypointFilter
@@ -88,6 +89,17 @@ def test_backend_precision_rules(tiny: fomm.FommConfig) -> None:
     kp = bf16.set_source(torch.rand(1, 3, 64, 64))
     assert kp.value.dtype == torch.float32
     assert bf16.generate(kp).dtype == torch.float32
+
+
+@pytest.mark.parametrize("native", [True, False])
+def test_bf16_on_a_cpu_without_bf16_kernels_warns(tiny: fomm.FommConfig, monkeypatch, caplog, native: bool) -> None:
+    monkeypatch.setattr(precision, "_native_bf16", lambda: native)
+    with caplog.at_level("WARNING", logger="live.backends"):
+        TorchBackend(fomm.build_fomm(tiny), "cpu", "bf16")
+        TorchBackend(fomm.build_fomm(tiny), "cpu", "fp32")
+    warned = [r.getMessage() for r in caplog.records if "bf16" in r.getMessage()]
+    assert len(warned) == (0 if native else 1)
+    assert all(m.startswith("--dtype bf16: this CPU") and "fp32 runs faster" in m for m in warned)
 
 
 def test_stats_percentiles_and_bounded_memory(tmp_path: Any) -> None:
