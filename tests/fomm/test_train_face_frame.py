@@ -286,11 +286,13 @@ def test_landmark_heatmap_loss_moves_a_far_peak_that_the_distance_loss_does_not(
     from_heatmap = float(-logits.grad[near].sum())  # raised, with a total of about 1 / temperature
     assert from_distance < 1e-12 and from_heatmap > 5.0
     optimizer = torch.optim.SGD([logits], lr=1.0)
-    for _ in range(300):
+    start = float((keypoint(logits.detach()) - landmark).norm())  # about 1.4
+    for _ in range(600):  # 300 passed (< 0.05) on AVX512 CPUs but left 0.066 on an AVX2 one
         optimizer.zero_grad()
         landmark_heatmap_loss(_log_heatmaps(logits / temperature), landmark, found, assignment).backward()
         optimizer.step()
-    assert float((keypoint(logits.detach()) - landmark).norm()) < 0.05
+    end = float((keypoint(logits.detach()) - landmark).norm())
+    assert start > 1.0 and end < 0.05, (start, end)
 
 
 def test_detector_heatmaps_for_training_agree_with_its_keypoints(make_tiny) -> None:
