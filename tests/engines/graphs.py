@@ -13,6 +13,8 @@ from torch import nn
 
 import fomm
 from engines.spec import GraphSpec, TensorSpec
+from fomm.media.assets import DEFAULT_AVATAR
+from fomm.media.image import load_image, resize, to_tensor
 
 
 class TinyWarpNet(nn.Module):
@@ -57,16 +59,6 @@ def export_tiny(path: Path, size: int = 16) -> tuple[Path, GraphSpec, tuple[torc
     return _export(TinyWarpNet(), spec, inputs, path), spec, inputs
 
 
-def face_image(size: int) -> torch.Tensor:
-    """The bundled avatar as a ``(1, 3, size, size)`` RGB tensor in [0, 1]."""
-    import cv2
-
-    from fomm.media.assets import DEFAULT_AVATAR
-
-    image = cv2.resize(cv2.imread(str(DEFAULT_AVATAR)), (size, size), interpolation=cv2.INTER_AREA)
-    return torch.from_numpy(cv2.cvtColor(image, cv2.COLOR_BGR2RGB)).permute(2, 0, 1)[None].float() / 255
-
-
 def fomm_inputs(model: fomm.Fomm) -> dict[str, tuple[torch.Tensor, ...]]:
     """Sample inputs of the two per-frame graphs for ``model``: the bundled avatar (a face, as the live tool
     feeds it; uniform noise lies far outside what a trained detector's batch-norm statistics describe, and the
@@ -74,7 +66,7 @@ def fomm_inputs(model: fomm.Fomm) -> dict[str, tuple[torch.Tensor, ...]]:
     avatar mirrored as the driving frame."""
     size = model.config.image_size
     with torch.no_grad():
-        image = face_image(size)
+        image = to_tensor(resize(load_image(DEFAULT_AVATAR), size, size))
         kp = model.kp_detector(image)
         encoding = model.generator.encode_source(image)
         driving = model.kp_detector(image.flip(-1))
