@@ -9,7 +9,6 @@ Bad input prints one line ``engines: error: ...`` and exits with 2.
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 import sys
 from collections.abc import Sequence
@@ -57,14 +56,16 @@ def _build(args: argparse.Namespace) -> int:
 
 
 def _inspect(args: argparse.Namespace) -> int:
+    from engines.cache import read_key_file
+
     path: Path = args.engine
     if not path.is_file():
-        raise EngineError(f"engine {str(path)!r} does not exist")
-    sidecar = path.with_suffix(".json")
-    if not sidecar.is_file():
-        raise EngineError(f"engine {str(path)!r} has no key file {sidecar.name}: not built by this tool")
-    meta = json.loads(sidecar.read_text())
-    key, network = meta["key"], meta.get("network", {})
+        raise EngineError(f"engine {str(path)!r} " + ("is a folder" if path.is_dir() else "does not exist"))
+    try:
+        meta = read_key_file(path)
+    except EngineError as exc:
+        raise EngineError(f"engine {str(path)!r} cannot be inspected: {exc}") from None
+    key, network = meta["key"], meta.get("network") or {}
     print(f"engine: {path}")
     print("key: " + ", ".join(f"{k}={v}" for k, v in key.items()))
     for kind in ("inputs", "outputs"):

@@ -37,6 +37,7 @@ __all__ = [
     "device_identity",
     "engine_key",
     "onnx_plugin_version",
+    "read_key_file",
 ]
 
 logger = logging.getLogger(__name__)
@@ -154,24 +155,37 @@ def _engine_validity(trt: TensorRT, blob: bytes) -> str | None:
     return None
 
 
-def check_engine(path: Path, key: EngineKey, trt: TensorRT) -> CacheLookup:
-    """Whether the engine file at ``path`` is the one ``key`` describes, intact, and fits this system."""
+def read_key_file(path: Path) -> dict[str, Any]:
+    """The key file of the engine at ``path``, checked against the engine's bytes.
+
+    Raises :class:`EngineError` with the reason when the engine or its key file is missing, the key file is
+    unreadable, or the engine's SHA-256 differs from the one recorded at build time (truncated or corrupt).
+    """
     if not path.is_file():
-        return CacheLookup(path, False, "no engine file")
+        raise EngineError("no engine file")
     sidecar = _sidecar(path)
     if not sidecar.is_file():
-        return CacheLookup(path, False, f"no key file {sidecar.name} (not built by this tool)")
+        raise EngineError(f"no key file {sidecar.name} (not built by this tool)")
     try:
         meta = json.loads(sidecar.read_text())
-        stored_key = meta["key"]
-        stored_hash = meta["engine_sha256"]
-    except (ValueError, KeyError, TypeError) as exc:
-        return CacheLookup(path, False, f"unreadable key file {sidecar.name} ({exc})")
-    differences = key.differences(stored_key)
+        if not isinstance(meta["key"], dict) or not isinstance(meta["engine_sha256"], str):
+            raise TypeError("'key' must be an object and 'engine_sha256' a string")
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise EngineError(f"unreadable key file {sidecar.name} ({type(exc).__name__}: {exc})") from None
+    if sha256_file(path) != meta["engine_sha256"]:
+        raise EngineError("corrupt: the file's SHA-256 differs from the one recorded at build time")
+    return meta
+
+
+def check_engine(path: Path, key: EngineKey, trt: TensorRT) -> CacheLookup:
+    """Whether the engine file at ``path`` is the one ``key`` describes, intact, and fits this system."""
+    try:
+        meta = read_key_file(path)
+    except EngineError as exc:
+        return CacheLookup(path, False, str(exc))
+    differences = key.differences(meta["key"])
     if differences:
         return CacheLookup(path, False, "stale: " + "; ".join(differences))
-    if sha256_file(path) != stored_hash:
-        return CacheLookup(path, False, "corrupt: the file's SHA-256 differs from the one recorded at build time")
     reason = _engine_validity(trt, path.read_bytes())
     if reason is not None:
         return CacheLookup(path, False, reason)
@@ -196,17 +210,35 @@ class EngineCache:
     def lookup(self, key: EngineKey) -> CacheLookup:
         return check_engine(self.folder / key.filename, key, self.trt)
 
+    def check_writable(self) -> None:
+        """Create the folder if needed; :class:`EngineError` (one line) when engines cannot be written there.
+
+        Called before a build, so that minutes of building are not lost to a folder that cannot take the result.
+        """
+        try:
+            self.folder.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise EngineError(f"engine cache folder {str(self.folder)!r} cannot be created ({exc.strerror})") from None
+        if not os.access(self.folder, os.W_OK | os.X_OK):
+            raise EngineError(f"engine cache folder {str(self.folder)!r} is not writable")
+
     def store(self, key: EngineKey, blob: bytes, **extra: Any) -> Path:
         """Write the engine and its key file atomically (a crash leaves no half-written engine under the name)."""
-        self.folder.mkdir(parents=True, exist_ok=True)
+        self.check_writable()
         path = self.folder / key.filename
         tmp = path.with_suffix(".engine.tmp")
-        tmp.write_bytes(blob)
-        meta = {"key": asdict(key), "engine_sha256": hashlib.sha256(blob).hexdigest(), **extra}
         sidecar_tmp = _sidecar(path).with_suffix(".json.tmp")
-        sidecar_tmp.write_text(json.dumps(meta, indent=1, sort_keys=True))
-        os.replace(tmp, path)
-        os.replace(sidecar_tmp, _sidecar(path))
+        meta = {"key": asdict(key), "engine_sha256": hashlib.sha256(blob).hexdigest(), **extra}
+        try:
+            tmp.write_bytes(blob)
+            sidecar_tmp.write_text(json.dumps(meta, indent=1, sort_keys=True))
+            os.replace(tmp, path)
+            os.replace(sidecar_tmp, _sidecar(path))
+        except OSError as exc:
+            raise EngineError(f"cannot write engine {str(path)!r} ({exc.strerror})") from None
+        finally:
+            tmp.unlink(missing_ok=True)
+            sidecar_tmp.unlink(missing_ok=True)
         return path
 
     def get_or_build(
@@ -221,6 +253,7 @@ class EngineCache:
             return found.path
         if found.reason != "no engine file":
             logger.info("engine %s is not usable (%s): rebuilding", found.path.name, found.reason)
+        self.check_writable()
         built = build_engine(onnx_path, spec, config, trt=self.trt)
         return self.store(
             key, built.blob, build_seconds=round(built.seconds, 3), network=built.network.to_json(), onnx=str(onnx_path)

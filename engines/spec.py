@@ -73,6 +73,8 @@ class GraphSpec:
     def __post_init__(self) -> None:
         object.__setattr__(self, "inputs", tuple(self.inputs))
         object.__setattr__(self, "outputs", tuple(self.outputs))
+        if not self.name or self.name in (".", "..") or any(sep in self.name for sep in ("/", "\\", "\0")):
+            raise EngineError(f"graph name {self.name!r} is not a plain name (it names the engine file in the cache)")
         names = [t.name for t in (*self.inputs, *self.outputs)]
         if len(set(names)) != len(names):
             raise EngineError(f"graph {self.name!r}: tensor names must be unique, got {names}")

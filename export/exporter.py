@@ -44,6 +44,7 @@ __all__ = [
     "check_destination",
     "export_model",
     "load_manifest",
+    "max_opset",
     "weights_sha256",
 ]
 
@@ -53,12 +54,22 @@ MANIFEST = "manifest.json"
 MANIFEST_FORMAT = 1
 WARP_VARIANTS = ("standard", "fused")
 MIN_OPSET = 17
+_FALLBACK_MAX_OPSET = 23
 
 _ONNX_HINT = "install the export extra: pip install 'fomm-live[export]' (onnx, onnxruntime)"
 
 
 class ExportError(ValueError):
     """An export that cannot be written or a folder that cannot be used (one line, says why)."""
+
+
+def max_opset() -> int:
+    """The newest default-domain opset the installed torch's ONNX exporter writes (23 for torch 2.13)."""
+    try:
+        from torch.onnx import _constants
+    except ImportError:  # private module: without it, assume no newer opset than torch 2.13's
+        return _FALLBACK_MAX_OPSET
+    return int(getattr(_constants, "ONNX_MAX_OPSET", _FALLBACK_MAX_OPSET))
 
 
 def import_onnx() -> Any:
@@ -79,7 +90,7 @@ class ExportOptions:
         warp: ``standard`` (plain ONNX ``GridSample``: any runtime) or ``fused`` (one ``fomm.warp`` node per
             fused warp, for the TensorRT plugin and the registered ONNX Runtime custom op).
         dynamic_batch: dimension 0 of every tensor is symbolic (``"batch"``).
-        opset: default-domain opset (>= 17).
+        opset: default-domain opset (17 to :func:`max_opset`).
     """
 
     precision: str = "fp32"
@@ -94,6 +105,11 @@ class ExportOptions:
             raise ExportError(f"warp variant {self.warp!r} is not one of {', '.join(WARP_VARIANTS)}")
         if not isinstance(self.opset, int) or self.opset < MIN_OPSET:
             raise ExportError(f"opset {self.opset!r} is too old; expected >= {MIN_OPSET} (GridSample needs 16)")
+        newest = max_opset()
+        if self.opset > newest:
+            raise ExportError(
+                f"opset {self.opset} is newer than torch {torch.__version__} can export; expected {MIN_OPSET}..{newest}"
+            )
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)

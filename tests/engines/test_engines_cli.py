@@ -28,9 +28,11 @@ def test_build_then_inspect(trt, tiny_graph, tmp_path: Path, capsys: pytest.Capt
         (["build", "{tmp}/missing.onnx"], "missing.onnx' does not exist; export the model first"),
         (["build", "{tmp}/x.onnx", "--batch", "1,2"], "'1,2' is not MIN,OPT,MAX"),
         (["build", "{tmp}/x.onnx", "--target", "SM90"], "compute capability 'SM90' is not one of"),
-        (["inspect", "{tmp}/foreign.engine"], "has no key file foreign.json: not built by this tool"),
+        (["inspect", "{tmp}/foreign.engine"], "cannot be inspected: no key file foreign.json (not built by this tool)"),
+        (["inspect", "{tmp}"], "is a folder"),
+        (["build", "{tmp}/x.onnx", "--cache", "{tmp}/x.onnx"], "x.onnx' cannot be created (File exists)"),
     ],
-    ids=["missing onnx", "bad batch", "bad target", "foreign engine"],
+    ids=["missing onnx", "bad batch", "bad target", "foreign engine", "folder", "cache is a file"],
 )
 def test_bad_input_is_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[str], args, needle: str) -> None:
     (tmp_path / "foreign.engine").write_bytes(b"\x00" * 64)
@@ -38,3 +40,49 @@ def test_bad_input_is_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[str
     assert main([a.replace("{tmp}", str(tmp_path)) for a in args]) == 2
     err = [line for line in capsys.readouterr().err.splitlines() if "error" in line]
     assert len(err) == 1 and err[0].startswith("engines: error: ") and needle in err[0], err
+
+
+def test_build_checks_the_cache_folder_before_building(
+    trt, tiny_graph, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import engines.cache as cache_module
+
+    def no_build(*args, **kwargs):
+        raise AssertionError("built an engine that the cache folder could not take")
+
+    monkeypatch.setattr(cache_module, "build_engine", no_build)
+    path, _spec, _ = tiny_graph
+    blocked = tmp_path / "file"
+    blocked.write_text("not a folder")
+    assert main(["build", str(path), "--cache", str(blocked / "engines")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == [f"engines: error: engine cache folder '{blocked / 'engines'}' cannot be created (Not a directory)"]
+    assert main(["build", str(path), "--name", "../escaped", "--cache", str(tmp_path / "cache")]) == 2
+    assert "graph name '../escaped' is not a plain name" in capsys.readouterr().err
+    assert not (tmp_path / "escaped-fp32").exists() and not list(tmp_path.glob("escaped*"))
+
+
+@pytest.mark.parametrize(
+    ("damage", "needle"),
+    [
+        ("truncate", "corrupt: the file's SHA-256 differs from the one recorded at build time"),
+        ("garbage key file", "unreadable key file"),
+        ("empty key file", "unreadable key file"),
+    ],
+)
+def test_inspect_checks_the_engine_against_its_key_file(
+    trt, tiny_graph, tmp_path: Path, capsys: pytest.CaptureFixture[str], damage: str, needle: str
+) -> None:
+    path, _spec, _ = tiny_graph
+    assert main(["build", str(path), "--cache", str(tmp_path)]) == 0
+    engine = Path(capsys.readouterr().out.strip())
+    if damage == "truncate":
+        engine.write_bytes(engine.read_bytes()[:100])
+    else:
+        engine.with_suffix(".json").write_text("{not json" if damage == "garbage key file" else "{}")
+    assert main(["inspect", str(engine)]) == 2
+    captured = capsys.readouterr()
+    assert captured.out == ""
+    err = captured.err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith(f"engines: error: engine '{engine}' cannot be inspected: ")
+    assert needle in err[0], err

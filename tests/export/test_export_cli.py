@@ -10,7 +10,7 @@ import torch
 
 import fomm
 from export import exporter
-from export.exporter import ExportError, ExportOptions, export_model, load_manifest, weights_sha256
+from export.exporter import ExportError, ExportOptions, export_model, load_manifest, max_opset, weights_sha256
 from export.runtime import open_export
 from fomm.cli import main
 
@@ -133,6 +133,11 @@ def test_no_manifest(tmp_path):
 def test_bad_options():
     with pytest.raises(ExportError, match="opset 13 is too old"):
         ExportOptions(opset=13)
+    newest = max_opset()
+    assert newest >= 17 and ExportOptions(opset=newest).opset == newest
+    too_new = rf"opset {newest + 1} is newer than torch .* can export; expected 17\.\.{newest}"
+    with pytest.raises(ExportError, match=too_new):
+        ExportOptions(opset=newest + 1)
     with pytest.raises(ExportError, match="warp variant 'magic'"):
         ExportOptions(warp="magic")
 
