@@ -24,6 +24,9 @@ def load_onnx(path: str | Path) -> Any:
     """Load an ONNX model (external data next to it), one-line error if the file is missing or not ONNX."""
     onnx = require_onnx()
     path = Path(path)
+    if path.is_dir():
+        example = str(path / "animate.onnx")
+        raise EngineError(f"{str(path)!r} is a folder; expected one exported graph file, e.g. {example!r}")
     if not path.is_file():
         raise EngineError(f"ONNX file {str(path)!r} does not exist; export the model first (python -m export)")
     try:

@@ -20,6 +20,12 @@ __all__ = ["int8_filename", "quantize_graph"]
 logger = logging.getLogger(__name__)
 
 
+def _preprocessing_advice(record: logging.LogRecord) -> bool:
+    """Drop ONNX Runtime's "consider pre-processing before quantization" advice, which its quantiser logs on the
+    root logger at WARNING for every call (the graphs come from our exporter, already shape-inferred and folded)."""
+    return not ("onnxruntime" in record.pathname and "pre-process" in record.getMessage())
+
+
 def int8_filename(graph: str) -> str:
     return f"{graph}.int8.onnx"
 
@@ -58,6 +64,8 @@ def quantize_graph(folder: str | Path, graph: str, calibration: Iterable[Mapping
 
     out = folder / int8_filename(graph)
     partial = out.with_suffix(".partial")
+    root = logging.getLogger()
+    root.addFilter(_preprocessing_advice)
     try:
         quantize_static(
             str(manifest.path(folder, graph)),
@@ -71,6 +79,7 @@ def quantize_graph(folder: str | Path, graph: str, calibration: Iterable[Mapping
         )
         partial.replace(out)
     finally:
+        root.removeFilter(_preprocessing_advice)
         partial.unlink(missing_ok=True)
     logger.info("quantised %s to int8 (%d calibration frames): %s", graph, len(feeds), out)
     return out

@@ -30,9 +30,10 @@ def test_build_then_inspect(trt, tiny_graph, tmp_path: Path, capsys: pytest.Capt
         (["build", "{tmp}/x.onnx", "--target", "SM90"], "compute capability 'SM90' is not one of"),
         (["inspect", "{tmp}/foreign.engine"], "cannot be inspected: no key file foreign.json (not built by this tool)"),
         (["inspect", "{tmp}"], "is a folder"),
+        (["build", "{tmp}"], "is a folder; expected one exported graph file, e.g. "),
         (["build", "{tmp}/x.onnx", "--cache", "{tmp}/x.onnx"], "x.onnx' cannot be created (File exists)"),
     ],
-    ids=["missing onnx", "bad batch", "bad target", "foreign engine", "folder", "cache is a file"],
+    ids=["missing onnx", "bad batch", "bad target", "foreign engine", "folder", "onnx folder", "cache is a file"],
 )
 def test_bad_input_is_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[str], args, needle: str) -> None:
     (tmp_path / "foreign.engine").write_bytes(b"\x00" * 64)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+
 import pytest
 import torch
 
@@ -15,7 +17,7 @@ pytest.importorskip("onnx", reason="the export tests need onnx: pip install 'fom
 pytest.importorskip("onnxruntime", reason="the export tests need onnxruntime: pip install 'fomm-live[export]'")
 
 
-def test_int8_animate_graph(tmp_path, make_tiny):
+def test_int8_animate_graph(tmp_path, make_tiny, caplog):
     import onnx
 
     model = fomm.build_fomm(make_tiny(num_kp=5))
@@ -24,7 +26,11 @@ def test_int8_animate_graph(tmp_path, make_tiny):
     gen = torch.Generator().manual_seed(0)
     frames = [torch.rand(1, 3, 64, 64, generator=gen) for _ in range(4)]
     source = torch.rand(1, 3, 64, 64, generator=gen)
+    caplog.set_level(logging.INFO)
     path = quantize_graph(tmp_path / "onnx", "animate", calibration_feeds(fp32, source, frames))
+    assert "quantised animate to int8" in caplog.text  # our own log line comes through
+    assert "pre-processing" not in caplog.text  # ONNX Runtime's advice on the root logger does not
+    assert not logging.getLogger().filters  # and the filter is gone afterwards
     assert path.name == int8_filename("animate") and not list((tmp_path / "onnx").glob("*.partial"))
     nodes = onnx.load(str(path)).graph.node
     quantised = {n.input[0] for n in nodes if n.op_type == "QuantizeLinear"}
