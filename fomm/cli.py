@@ -719,7 +719,7 @@ def _animate(args: argparse.Namespace) -> int:
 
     from fomm.media import faces
     from fomm.media.image import fit_square, load_image, resize, to_tensor, to_uint8
-    from fomm.media.video import VideoWriter, check_video_output, open_frames, read_frame
+    from fomm.media.video import VideoWriter, check_video_output, open_frames, read_frame, same_file
 
     started = time.perf_counter()
     with _about("--output"):
@@ -754,7 +754,7 @@ def _animate(args: argparse.Namespace) -> int:
         driving = open_driving()
     info = driving.info
     try:
-        if args.output.resolve() == args.driving.resolve():
+        if same_file(args.output, args.driving):
             raise CliError(f"--output {str(args.output)!r} is the driving video itself")
         count = info.frame_count
         if relative and args.best_frame is not None and count is not None and args.best_frame >= count:

@@ -113,10 +113,12 @@ def check_inputs(config: LiveConfig, *, fallback_output: Path | None = None) -> 
             check_video_output(config.output)
     except MediaError as exc:
         raise LiveConfigError(f"--output: {exc}") from None
+    recording = config.output
     if config.output is None and not config.vcam and fallback_output is not None:
         from .sinks import has_display
 
         if not (config.preview if config.preview is not None else has_display()):
+            recording = fallback_output
             try:
                 check_video_output(fallback_output)
             except MediaError as exc:
@@ -130,6 +132,38 @@ def check_inputs(config: LiveConfig, *, fallback_output: Path | None = None) -> 
         _probe_camera(config.camera)
     if config.avatar is not None:
         _check_avatar(config.avatar)
+    _check_overwrites(config, recording)
+
+
+def _check_overwrites(config: LiveConfig, recording: Path | None) -> None:
+    """Refuse outputs that would destroy an input (the camera video, an avatar image) or each other.
+
+    Args:
+        config: the run's configuration (its camera and avatar already checked).
+        recording: the video file the run writes (``--output`` or the fallback recording), if any.
+    """
+    from fomm.media.assets import DEFAULT_AVATAR, DEFAULT_DRIVING
+    from fomm.media.video import same_file
+
+    from .capture import CaptureSource
+    from .controls import AvatarList
+
+    if config.camera == "auto":  # no webcam: the bundled clip drives
+        inputs = [(DEFAULT_DRIVING, "the bundled driving clip (the camera when no webcam opens)")]
+    else:
+        source = CaptureSource.parse(config.camera)
+        inputs = [(Path(source.value), "the --camera video itself")] if source.kind == "file" else []
+    avatars = AvatarList(config.avatar or DEFAULT_AVATAR).paths
+    inputs += [(path, f"the avatar image {str(path)!r}") for path in avatars]
+    outputs = [(config.output, "--output"), (config.stats, "--stats")]
+    for output, flag in outputs:
+        for path, what in inputs:
+            if output is not None and same_file(output, path):
+                raise LiveConfigError(f"{flag} {str(output)!r} is {what}; expected a new file name")
+    if config.stats is not None and recording is not None and same_file(config.stats, recording):
+        raise LiveConfigError(
+            f"--stats {str(config.stats)!r} is also the recorded video; expected another file name (e.g. stats.json)"
+        )
 
 
 # --- remembered settings --------------------------------------------------------------------------------------

@@ -34,6 +34,7 @@ __all__ = [
     "list_image_files",
     "open_frames",
     "read_frame",
+    "same_file",
 ]
 
 logger = logging.getLogger(__name__)
@@ -298,6 +299,16 @@ def read_frame(path: str | Path, index: int, *, fps: Fraction | float | int | No
 
 #: Containers :class:`VideoWriter` writes (H.264 or MPEG-4 video, AAC audio); ``.webm`` would need VP8/VP9.
 VIDEO_OUTPUT_SUFFIXES: tuple[str, ...] = (".mp4", ".m4v", ".mov", ".mkv", ".avi")
+
+
+def same_file(a: str | Path, b: str | Path) -> bool:
+    """Whether ``a`` and ``b`` name the same file, however written (``~``, ``..``, symbolic or hard links):
+    writing one would destroy the other. A path that does not exist yet is compared by where it resolves to."""
+    a, b = Path(a).expanduser(), Path(b).expanduser()
+    try:
+        return os.path.samefile(a, b)
+    except OSError:  # one of them does not exist (yet)
+        return a.resolve() == b.resolve()
 
 
 def check_writable_file(path: str | Path, what: str = "output file") -> Path:

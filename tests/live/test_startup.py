@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -14,7 +15,7 @@ import pytest
 
 import fomm.cli
 import live.app
-from fomm.media.assets import DEFAULT_DRIVING
+from fomm.media.assets import DEFAULT_AVATAR, DEFAULT_DRIVING
 from live.cli import main, prog_name
 from live.stats import LatencyStats
 
@@ -84,6 +85,12 @@ def no_model(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     (tmp_path / "a_file").write_text("x")
     (tmp_path / "broken.mp4").write_text("not a video")
     (tmp_path / "text.png").write_text("not an image")
+    shutil.copy(DEFAULT_DRIVING, tmp_path / "clip.mp4")
+    (tmp_path / "link.mp4").symlink_to("clip.mp4")
+    os.link(tmp_path / "clip.mp4", tmp_path / "hard.mp4")
+    shutil.copy(DEFAULT_AVATAR, tmp_path / "face.png")
+    (tmp_path / "faces").mkdir()
+    shutil.copy(DEFAULT_AVATAR, tmp_path / "faces" / "1.png")
 
 
 LIVE_BAD = {
@@ -102,6 +109,15 @@ LIVE_BAD = {
     "missing avatar": (["--avatar", "nowhere.png"], "avatar 'nowhere.png' does not exist"),
     "unreadable avatar": (["--avatar", "text.png"], "text.png"),
     "negative ease": (["--ease-seconds", "-1"], "--ease-seconds: expected a number of seconds >= 0, got '-1'"),
+    # outputs that would destroy an input or each other
+    "output is the camera": (["--camera", "clip.mp4", "--output", "clip.mp4"], "--output 'clip.mp4' is the --camera"),
+    "output is the camera by a link": (["--camera", "clip.mp4", "--output", "link.mp4"], "is the --camera video"),
+    "output is the camera by a hard link": (["--camera", "clip.mp4", "--output", "hard.mp4"], "is the --camera"),
+    "output is the camera by ..": (["--camera", "clip.mp4", "--output", "folder/../clip.mp4"], "is the --camera"),
+    "stats is the camera": (["--camera", "clip.mp4", "--stats", "link.mp4"], "--stats 'link.mp4' is the --camera"),
+    "stats is the avatar": (["--avatar", "face.png", "--stats", "face.png"], "--stats 'face.png' is the avatar image"),
+    "stats is an avatar of the folder": (["--avatar", "faces", "--stats", "faces/1.png"], "is the avatar image"),
+    "stats is the output": (["--output", "o.mp4", "--stats", "o.mp4"], "--stats 'o.mp4' is also the recorded video"),
 }
 
 
@@ -133,6 +149,7 @@ ANIMATE_BAD = {
     ".txt": (["--output", "out.txt"], "--output: video 'out.txt' ends in '.txt'"),
     "no extension": (["--output", "out"], "--output: video 'out' has no extension"),
     "missing folder": (["--output", "nowhere/out.mp4"], "the folder 'nowhere' does not exist"),
+    "the driving video": (["--driving", "clip.mp4", "--output", "hard.mp4"], "'hard.mp4' is the driving video itself"),
 }
 
 
