@@ -8,12 +8,15 @@ from __future__ import annotations
 
 import argparse
 import logging
+import math
 import signal
 import sys
 import threading
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
+
+from live.config import MAX_FPS, MAX_SECONDS
 
 __all__ = ["build_parser", "main", "prog_name"]
 
@@ -39,27 +42,39 @@ def _strength(text: str) -> float:
     return value
 
 
-def _positive(kind: type) -> Any:
+def _number(text: str, kind: type) -> float | int | None:
+    """``text`` as a finite ``kind`` (``None``: not a number, or inf/nan)."""
+    try:
+        value = kind(text)
+    except ValueError:
+        return None
+    return value if isinstance(value, int) or math.isfinite(value) else None
+
+
+def _positive(kind: type, most: float | None = None, what: str = "a number", note: str = "") -> Any:
+    """An argparse type: a finite ``kind`` > 0 (and <= ``most``, when given; ``note`` follows the bound)."""
+    expected = f"{what} > 0" + ("" if most is None else f" and <= {most:g}{note}")
+
     def parse(text: str) -> Any:
-        try:
-            value = kind(text)
-        except ValueError:
-            value = 0
-        if not value > 0:
-            raise argparse.ArgumentTypeError(f"expected a number > 0, got {text!r}")
+        value = _number(text, kind)
+        if value is None or not value > 0 or (most is not None and value > most):
+            raise argparse.ArgumentTypeError(f"expected {expected}, got {text!r}")
         return value
 
     return parse
 
 
 def _seconds(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        value = -1.0
-    if not 0.0 <= value < float("inf"):
-        raise argparse.ArgumentTypeError(f"expected a number of seconds >= 0, got {text!r}")
+    value = _number(text, float)
+    if value is None or not 0.0 <= value <= MAX_SECONDS:
+        raise argparse.ArgumentTypeError(
+            f"expected a number of seconds >= 0 and <= {MAX_SECONDS:g} (1 day), got {text!r}"
+        )
     return value
+
+
+_fps = _positive(float, MAX_FPS, "a frame rate")
+_search_seconds = _positive(float, MAX_SECONDS, "a number of seconds", " (1 day)")
 
 
 def prog_name(argv0: str | None = None) -> str:
@@ -99,7 +114,7 @@ def build_parser(prog: str | None = None) -> argparse.ArgumentParser:
         help="stream/webcam that drops: keep reopening it this long, with backoff, then exit 1 (10)",
     )
     src.add_argument("--capture-size", type=_size, metavar="WxH", help="requested webcam size, e.g. 1280x720")
-    src.add_argument("--capture-fps", type=_positive(float), metavar="FPS", help="requested webcam frame rate")
+    src.add_argument("--capture-fps", type=_fps, metavar="FPS", help="requested webcam frame rate")
     mdl = p.add_argument_group("model")
     mdl.add_argument("--avatar", type=Path, help="avatar image or folder of images (default: the bundled portrait)")
     mdl.add_argument("--checkpoint", type=Path, help="model: original .pth.tar or .safetensors (default: bundled)")
@@ -141,7 +156,7 @@ def build_parser(prog: str | None = None) -> argparse.ArgumentParser:
         help="face lost, after the hold: ease back to the rest pose over this long, 0 = at once (1)",
     )
     mot.add_argument("--find-best-frame", action="store_true", help="start by calibrating on the best-matching pose")
-    mot.add_argument("--best-frame-seconds", type=_positive(float), default=2.0, help="search length (2 s)")
+    mot.add_argument("--best-frame-seconds", type=_search_seconds, default=2.0, metavar="S", help="search length (2)")
     out = p.add_argument_group("output")
     out.add_argument("--vcam", action="store_true", help="send to a virtual camera (Zoom, Meet, OBS, ...)")
     out.add_argument("--vcam-size", type=_size, metavar="WxH", help="virtual camera size (default 640x480)")
@@ -150,7 +165,7 @@ def build_parser(prog: str | None = None) -> argparse.ArgumentParser:
     out.add_argument("--vcam-backend", help="pyvirtualcam backend: v4l2loopback, obs or unitycapture")
     out.add_argument("--preview", action=argparse.BooleanOptionalAction, default=None, help="default: if a display")
     out.add_argument("--output", type=Path, metavar="FILE.mp4", help="also record the avatar to a video file")
-    out.add_argument("--fps-cap", type=_positive(float), metavar="FPS", help="at most this many frames per second")
+    out.add_argument("--fps-cap", type=_fps, metavar="FPS", help="at most this many frames per second")
     out.add_argument("--no-overlay", dest="overlay", action="store_false", default=None, help="hide the overlay")
     out.add_argument("--passthrough", action="store_true", help="start showing the real camera (space toggles)")
     out.add_argument("--stats", type=Path, metavar="FILE.json", help="write latency statistics here at exit")

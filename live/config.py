@@ -2,16 +2,21 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from pathlib import Path
 
-__all__ = ["BACKENDS", "DTYPES", "FALLBACK_OUTPUT", "FITS", "LiveConfig", "LiveConfigError"]
+__all__ = ["BACKENDS", "DTYPES", "FALLBACK_OUTPUT", "FITS", "MAX_FPS", "MAX_SECONDS", "LiveConfig", "LiveConfigError"]
 
 DTYPES = ("fp32", "fp16", "bf16", "int8")
 FITS = ("letterbox", "scale", "crop")
 #: Where the recording goes when nothing else can show the avatar (no display, no --vcam).
 FALLBACK_OUTPUT = Path("fomm-live-output.mp4")
 BACKENDS = ("torch", "torch-fast", "onnx", "trt")
+#: Largest frame rate (fps cap, capture rate) and duration (search, hold, ease, reconnect) the tool accepts:
+#: beyond them a value means nothing (no camera or screen is that fast, no session that long).
+MAX_FPS = 1000.0
+MAX_SECONDS = 86400.0
 
 
 class LiveConfigError(ValueError):
@@ -108,20 +113,30 @@ class LiveConfig:
             raise LiveConfigError(f"filter strength {self.filter_strength!r} must be between 0 and 1")
         if self.vcam_fit not in FITS:
             raise LiveConfigError(f"vcam fit {self.vcam_fit!r} is not one of {', '.join(FITS)}")
-        if self.fps_cap is not None and not self.fps_cap > 0:
-            raise LiveConfigError(f"fps cap {self.fps_cap!r} must be > 0")
-        if self.capture_fps is not None and not self.capture_fps > 0:
-            raise LiveConfigError(f"capture fps {self.capture_fps!r} must be > 0")
+        for name in ("fps_cap", "capture_fps"):
+            value = getattr(self, name)
+            if value is not None and not (_is_number(value) and 0 < value <= MAX_FPS):
+                raise LiveConfigError(f"{name.replace('_', ' ')} {value!r} must be > 0 and <= {MAX_FPS:g}")
         if self.max_frames is not None and self.max_frames < 1:
             raise LiveConfigError(f"max frames {self.max_frames!r} must be >= 1")
-        if not self.best_frame_seconds > 0:
-            raise LiveConfigError(f"best-frame seconds {self.best_frame_seconds!r} must be > 0")
+        if not (_is_number(self.best_frame_seconds) and 0 < self.best_frame_seconds <= MAX_SECONDS):
+            raise LiveConfigError(
+                f"best-frame seconds {self.best_frame_seconds!r} must be > 0 and <= {MAX_SECONDS:g} (1 day)"
+            )
         for name in ("reconnect_seconds", "hold_seconds", "ease_seconds"):
             value = getattr(self, name)
-            if not (isinstance(value, (int, float)) and 0 <= value < float("inf")):
-                raise LiveConfigError(f"{name.replace('_', ' ')} {value!r} must be a number of seconds >= 0")
+            if not (_is_number(value) and 0 <= value <= MAX_SECONDS):
+                limit = f"{MAX_SECONDS:g} (1 day)"
+                raise LiveConfigError(
+                    f"{name.replace('_', ' ')} {value!r} must be a number of seconds >= 0 and <= {limit}"
+                )
         if not self.camera.strip():
             raise LiveConfigError("camera must not be empty (an index, a video file, a URL or 'auto')")
+
+
+def _is_number(value: object) -> bool:
+    """A finite int or float (not a bool)."""
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
 
 
 def _precision_problem(backend: str, dtype: str, device: str) -> str | None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import os
 import platform
 import re
@@ -18,6 +19,8 @@ import tempfile
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
+
+from .config import MAX_FPS
 
 __all__ = [
     "SETTINGS_ENV",
@@ -33,6 +36,8 @@ logger = logging.getLogger(__name__)
 
 SETTINGS_ENV = "FOMM_LIVE_SETTINGS"
 _SIZE = re.compile(r"^\s*(\d+)\s*[xX]\s*(\d+)\s*$")
+#: upper bounds of the remembered numbers (the flags' own)
+_MOST = {"fps_cap": MAX_FPS}
 
 
 class SettingsError(ValueError):
@@ -137,7 +142,7 @@ def _coerce(name: str, kind: str, value: Any) -> tuple[bool, Any]:
     if kind == "bool":
         return isinstance(value, bool), value
     if kind == "float":
-        ok = isinstance(value, (int, float)) and not isinstance(value, bool) and value > 0
+        ok = isinstance(value, (int, float)) and not isinstance(value, bool) and 0 < value <= _MOST.get(name, math.inf)
         return ok, float(value) if ok else None
     if name == "camera" and isinstance(value, int) and not isinstance(value, bool):
         return True, str(value)
@@ -194,7 +199,8 @@ def load_settings(path: str | Path | None = None) -> Settings:
         if ok:
             values[key] = coerced
         else:
-            expected = {"bool": "true or false", "float": "a number > 0"}.get(kinds[key], "a text")
+            most = f" and <= {_MOST[key]:g}" if key in _MOST else ""
+            expected = {"bool": "true or false", "float": f"a number > 0{most}"}.get(kinds[key], "a text")
             logger.warning("settings file %s: key %r = %r is not %s; using the default", path, key, value, expected)
     return Settings(**values, extra=extra)
 

@@ -198,6 +198,18 @@ def test_wrong_types_are_ignored_with_a_warning(settings_file: Path, caplog: pyt
         assert key in caplog.text
 
 
+@pytest.mark.parametrize("text", ["Infinity", "NaN", "1e308"])
+def test_remembered_fps_cap_must_be_a_usable_frame_rate(
+    settings_file: Path, caplog: pytest.LogCaptureFixture, text: str
+) -> None:
+    settings_file.parent.mkdir(parents=True)
+    settings_file.write_text(f'{{"fps_cap": {text}, "mirror": true}}')  # json reads Infinity and NaN
+    with caplog.at_level(logging.WARNING, logger="live.settings"):
+        loaded = load_settings()
+    assert loaded == Settings(mirror=True)
+    assert "'fps_cap'" in caplog.text and "<= 1000" in caplog.text
+
+
 def test_save_failure_is_a_settings_error(tmp_path: Path) -> None:
     blocker = tmp_path / "file"
     blocker.write_text("")

@@ -108,7 +108,7 @@ LIVE_BAD = {
     "camera that does not open": (["--camera", "7"], "camera 7 cannot be opened; cameras that open: none"),
     "missing avatar": (["--avatar", "nowhere.png"], "avatar 'nowhere.png' does not exist"),
     "unreadable avatar": (["--avatar", "text.png"], "text.png"),
-    "negative ease": (["--ease-seconds", "-1"], "--ease-seconds: expected a number of seconds >= 0, got '-1'"),
+    "negative ease": (["--ease-seconds", "-1"], "--ease-seconds: expected a number of seconds >= 0 and <= 86400"),
     # outputs that would destroy an input or each other
     "output is the camera": (["--camera", "clip.mp4", "--output", "clip.mp4"], "--output 'clip.mp4' is the --camera"),
     "output is the camera by a link": (["--camera", "clip.mp4", "--output", "link.mp4"], "is the --camera video"),
@@ -118,6 +118,15 @@ LIVE_BAD = {
     "stats is the avatar": (["--avatar", "face.png", "--stats", "face.png"], "--stats 'face.png' is the avatar image"),
     "stats is an avatar of the folder": (["--avatar", "faces", "--stats", "faces/1.png"], "is the avatar image"),
     "stats is the output": (["--output", "o.mp4", "--stats", "o.mp4"], "--stats 'o.mp4' is also the recorded video"),
+    # numbers that are not finite or mean nothing
+    "fps cap inf": (["--fps-cap", "inf"], "--fps-cap: expected a frame rate > 0 and <= 1000, got 'inf'"),
+    "fps cap huge": (["--fps-cap", "1e308", "--output", "o.mp4"], "--fps-cap: expected a frame rate > 0 and <= 1000"),
+    "fps cap nan": (["--fps-cap", "nan"], "--fps-cap: expected a frame rate > 0"),
+    "capture fps inf": (["--capture-fps", "inf"], "--capture-fps: expected a frame rate > 0 and <= 1000"),
+    "best frame inf": (["--best-frame-seconds", "inf"], "--best-frame-seconds: expected a number of seconds > 0"),
+    "best frame huge": (["--best-frame-seconds", "1e308", "--find-best-frame"], "<= 86400 (1 day), got '1e308'"),
+    "hold huge": (["--hold-seconds", "1e308"], "--hold-seconds: expected a number of seconds >= 0 and <= 86400"),
+    "reconnect inf": (["--reconnect-seconds", "inf"], "--reconnect-seconds: expected a number of seconds >= 0"),
 }
 
 
