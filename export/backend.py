@@ -17,7 +17,7 @@ import torch
 import fomm
 
 from .cache import cached_export
-from .exporter import ExportError, ExportOptions
+from .exporter import ExportError, ExportOptions, load_manifest, weights_sha256
 from .runtime import OrtExport, import_onnxruntime, open_export
 
 __all__ = ["OnnxBackend"]
@@ -81,17 +81,35 @@ class OnnxBackend:
         cache_dir: str | Path | None = None,
         checkpoint: str | Path | None = None,
         threads: int = 0,
+        folder: str | Path | None = None,
     ) -> OnnxBackend:
         """Export ``model`` into the cache (first use) or reuse its cached export, then open it.
 
         ``precision="int8"``: the fp32 export with its ``animate`` graph statically quantised (int8 QDQ
         convolutions), calibrated once on real frames (the bundled clip driving the bundled avatar) and
         kept in the same cache folder.
+
+        ``folder``: an export folder (``fomm export``) to open instead of the cache; it must hold graphs of
+        ``model``'s weights at ``precision`` (int8: fp32 graphs, quantised into the folder on first use), any
+        warp variant; ``warp`` is then not used.
+
+        Raises:
+            ExportError: the export failed, or ``folder`` is not an export of this model at this precision.
         """
         import_onnxruntime()  # before a long export: say what is missing first
         int8 = precision == "int8"
         options = ExportOptions(precision="fp32" if int8 else precision, warp=warp)
-        folder, built = cached_export(model, options, root=cache_dir, checkpoint=checkpoint)
+        if folder is None:
+            folder, built = cached_export(model, options, root=cache_dir, checkpoint=checkpoint)
+        else:
+            folder, built = Path(folder), False
+            manifest = load_manifest(folder, weights_sha256=weights_sha256(model))
+            if manifest.options.precision != options.precision:
+                raise ExportError(
+                    f"export folder {str(folder)!r} holds {manifest.options.precision} graphs, "
+                    f"expected {options.precision} ones for {precision}"
+                )
+            options = manifest.options
         files = None
         if int8:
             from .quantize import int8_filename

@@ -155,14 +155,17 @@ def _trt_backend(
 def _onnx_backend(
     model: fomm.Fomm, device: torch.device, config: LiveConfig, checkpoint: Path | None
 ) -> InferenceBackend:
-    """ONNX Runtime on the graphs of ``model``, exported into the cache on first use (it says where)."""
+    """ONNX Runtime on the graphs of ``model``: ``--onnx-dir``, or exported into the cache on first use (it says
+    where)."""
     from export.backend import OnnxBackend
     from export.exporter import ExportError
 
     try:
-        return OnnxBackend.from_model(model, device=device, precision=config.dtype, checkpoint=checkpoint)
+        return OnnxBackend.from_model(
+            model, device=device, precision=config.dtype, checkpoint=checkpoint, folder=config.onnx_dir
+        )
     except ExportError as exc:
-        raise BackendError(str(exc)) from None
+        raise BackendError(f"--onnx-dir: {exc}" if config.onnx_dir is not None else str(exc)) from None
 
 
 def _load_avatar(path: Path) -> np.ndarray:

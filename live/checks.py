@@ -128,6 +128,10 @@ def check_inputs(config: LiveConfig, *, fallback_output: Path | None = None) -> 
             check_writable_file(config.stats, "statistics file")
     except MediaError as exc:
         raise LiveConfigError(f"--stats: {exc}") from None
+    if config.onnx_dir is not None and not config.onnx_dir.expanduser().is_dir():
+        raise LiveConfigError(
+            f"--onnx-dir {str(config.onnx_dir)!r} is not a folder; expected an export folder from `fomm export`"
+        )
     if config.camera != "auto":
         _probe_camera(config.camera)
     if config.avatar is not None:

@@ -131,7 +131,12 @@ def build_parser(prog: str | None = None) -> argparse.ArgumentParser:
         help="torch (default); torch-fast: CUDA fp16 + Triton warps + CUDA graphs; onnx: ONNX Runtime; "
         "trt: TensorRT engines (CUDA); onnx/trt graphs are exported on first use",
     )
-    mdl.add_argument("--onnx-dir", type=Path, metavar="DIR", help="--backend trt: graphs from `fomm export`")
+    mdl.add_argument(
+        "--onnx-dir",
+        type=Path,
+        metavar="DIR",
+        help="--backend onnx or trt: graphs from `fomm export` instead of the export cache",
+    )
     mot = p.add_argument_group("motion")
     mode = mot.add_mutually_exclusive_group()
     mode.add_argument(

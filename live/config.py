@@ -6,13 +6,25 @@ import math
 from dataclasses import dataclass
 from pathlib import Path
 
-__all__ = ["BACKENDS", "DTYPES", "FALLBACK_OUTPUT", "FITS", "MAX_FPS", "MAX_SECONDS", "LiveConfig", "LiveConfigError"]
+__all__ = [
+    "BACKENDS",
+    "DTYPES",
+    "FALLBACK_OUTPUT",
+    "FITS",
+    "MAX_FPS",
+    "MAX_SECONDS",
+    "ONNX_BACKENDS",
+    "LiveConfig",
+    "LiveConfigError",
+]
 
 DTYPES = ("fp32", "fp16", "bf16", "int8")
 FITS = ("letterbox", "scale", "crop")
 #: Where the recording goes when nothing else can show the avatar (no display, no --vcam).
 FALLBACK_OUTPUT = Path("fomm-live-output.mp4")
 BACKENDS = ("torch", "torch-fast", "onnx", "trt")
+#: the backends that run exported graphs (``--onnx-dir``)
+ONNX_BACKENDS = ("onnx", "trt")
 #: Largest frame rate (fps cap, capture rate) and duration (search, hold, ease, reconnect) the tool accepts:
 #: beyond them a value means nothing (no camera or screen is that fast, no session that long).
 MAX_FPS = 1000.0
@@ -45,7 +57,8 @@ class LiveConfig:
         backend: ``torch``; ``torch-fast`` (CUDA: fp16 weights, Triton warps, CUDA graphs); ``onnx`` (ONNX
             Runtime; exports into the cache folder on first use); ``trt`` (TensorRT engines built from the
             exported graphs, cached; CUDA).
-        onnx_dir: for ``trt``: a folder of graphs exported by ``fomm export`` (default: the export cache).
+        onnx_dir: for ``onnx`` and ``trt``: a folder of graphs exported by ``fomm export`` (default: the export
+            cache); refused with the torch backends, which do not use it.
         relative: relative motion transfer (default) or absolute.
         adapt_scale: scale relative motion by the keypoint hulls' size ratio.
         filter_strength: One-Euro smoothing of the driving keypoints, 0 (off) to 1 (strong).
@@ -109,6 +122,11 @@ class LiveConfig:
         problem = _precision_problem(self.backend, self.dtype, self.device)
         if problem is not None:
             raise LiveConfigError(problem)
+        if self.onnx_dir is not None and self.backend not in ONNX_BACKENDS:
+            raise LiveConfigError(
+                f"--onnx-dir is for --backend {' or '.join(ONNX_BACKENDS)} (graphs from `fomm export`); "
+                f"--backend {self.backend} does not use it"
+            )
         if not 0.0 <= self.filter_strength <= 1.0:
             raise LiveConfigError(f"filter strength {self.filter_strength!r} must be between 0 and 1")
         if self.vcam_fit not in FITS:

@@ -177,3 +177,54 @@ def test_animate_on_onnx(tmp_path, monkeypatch, capsys):
     assert "graphs in " + str(tmp_path / "cache") in capsys.readouterr().err
     with open_frames(Path(out)) as frames:
         assert sum(1 for _ in frames) == 4
+
+
+# --- --onnx-dir ---------------------------------------------------------------------------------------------------
+
+
+def test_from_model_opens_a_given_export_folder(tiny_model, tmp_path):
+    from export.cache import cached_export
+    from export.exporter import ExportError
+
+    folder, _ = cached_export(tiny_model, root=tmp_path / "exported")
+    with OnnxBackend.from_model(tiny_model, cache_dir=tmp_path / "cache", folder=folder) as backend:
+        assert backend.export.folder == folder
+    assert not (tmp_path / "cache").exists()  # nothing exported
+    with pytest.raises(ExportError, match="exported from other weights"):
+        OnnxBackend.from_model(fomm.build_fomm(tiny_model.config), folder=folder)
+
+
+def test_load_backend_onnx_uses_the_onnx_dir(tmp_path, monkeypatch):
+    from export.cache import cached_export
+
+    monkeypatch.setenv("FOMM_CACHE_DIR", str(tmp_path / "cache"))
+    torch.manual_seed(0)
+    folder, _ = cached_export(fomm.build_fomm(fomm.preset("tiny-256")), root=tmp_path / "exported")
+    torch.manual_seed(0)  # the same untrained weights in load_backend
+    backend, _described, _untrained = load_backend(LiveConfig(backend="onnx", model_config="tiny-256", onnx_dir=folder))
+    assert isinstance(backend, OnnxBackend) and backend.export.folder == folder
+    backend.close()
+    assert not (tmp_path / "cache").exists()  # the cache was not used
+
+
+@pytest.mark.parametrize(
+    ("args", "needle"),
+    [
+        (
+            ["--onnx-dir", "{tmp}"],
+            "--onnx-dir is for --backend onnx or trt (graphs from `fomm export`); --backend torch",
+        ),
+        (["--backend", "onnx", "--onnx-dir", "{tmp}/missing"], "/missing' is not a folder; expected an export folder"),
+        (["--backend", "onnx", "--onnx-dir", "{tmp}"], "--onnx-dir: export folder"),  # after the model: no manifest
+    ],
+    ids=["torch backend", "missing folder", "not an export"],
+)
+def test_live_onnx_dir_errors_are_one_line(tmp_path, capsys, monkeypatch, args, needle):
+    from live.cli import main
+
+    monkeypatch.setenv("FOMM_CACHE_DIR", str(tmp_path / "cache"))
+    monkeypatch.chdir(tmp_path)  # a fallback recording would go here
+    args = [a.replace("{tmp}", str(tmp_path)) for a in args]
+    assert main(["--config", "tiny-256", "--no-remember", "--no-preview", "--max-frames", "1", *args]) == 2
+    err = [line for line in capsys.readouterr().err.splitlines() if "error" in line]
+    assert len(err) == 1 and err[0].startswith("run_live: error: ") and needle in err[0], err
