@@ -139,6 +139,7 @@ def run_loop(
         if frame is None:
             if capture.ended:
                 logger.info("camera stream ended")
+                pipeline.end_search("the camera ended")
                 break
             # no frame yet: keep the window alive and the keys working
             reconnecting = bool(getattr(capture, "reconnecting", False))
@@ -188,6 +189,7 @@ def run_loop(
             delay = next_due - time.perf_counter()
             if delay > 0:
                 stop.wait(delay)
+    pipeline.end_search("the run stopped")  # a quit key, a signal or --max-frames (no-op after the camera ended)
     return stats
 
 

@@ -235,6 +235,19 @@ class PuppetPipeline:
         self._search_left = max(1, frames)
         self._search_best = None
 
+    def end_search(self, why: str) -> None:
+        """Cut a running find-best-frame search short (``why``: e.g. "the camera ended"): calibrate on the best
+        frame seen so far, if any face was seen, and say so. Nothing happens when no search runs."""
+        if self._search_left <= 0:
+            return
+        self._search_left = 0
+        best, self._search_best = self._search_best, None
+        if best is None:
+            logger.warning("find best frame was cut short (%s) before any face was seen: not calibrated", why)
+            return
+        logger.warning("find best frame was cut short (%s): calibrating on the best frame seen so far", why)
+        self._calibrate(best[1], best[0])
+
     def set_relative(self, relative: bool) -> None:
         self.relative = relative
         if relative:

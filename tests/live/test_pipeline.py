@@ -156,6 +156,32 @@ def test_recalibration_and_best_frame_search(backend: TorchBackend) -> None:
     assert pipeline.step(candidates[0]).calibration_score == pytest.approx(pipeline._pose_distance(candidates[0]))
 
 
+def test_a_search_cut_short_calibrates_on_the_best_frame_so_far(backend: TorchBackend, caplog) -> None:
+    pipeline = PuppetPipeline(backend, FakeFramer(64), landmarker=FakeLandmarker())
+    pipeline.set_source(np.full((64, 64, 3), 100, np.uint8))
+    pipeline.find_best_frame(50)  # longer than the video
+    candidates = [np.clip(frames(1, seed=s)[0] // 4 + b, 0, 255).astype(np.uint8) for s, b in ((4, 200), (5, 70))]
+    assert not any(pipeline.step(c).calibrated for c in candidates)
+    with caplog.at_level("WARNING", logger="live.pipeline"):
+        pipeline.end_search("the camera ended")
+    assert "find best frame was cut short (the camera ended)" in caplog.text
+    result = pipeline.step(candidates[0])
+    assert result.calibrated and not result.searching
+    assert result.calibration_score == pytest.approx(pipeline._pose_distance(candidates[1]))
+
+
+def test_a_search_cut_short_before_any_face_says_so(backend: TorchBackend, caplog) -> None:
+    pipeline = PuppetPipeline(backend, FakeFramer(64), landmarker=FakeLandmarker())
+    pipeline.set_source(np.full((64, 64, 3), 100, np.uint8))
+    pipeline.find_best_frame(50)
+    pipeline.step(np.zeros((64, 64, 3), np.uint8))  # no face
+    with caplog.at_level("WARNING", logger="live.pipeline"):
+        pipeline.end_search("the run stopped")
+    assert "before any face was seen: not calibrated" in caplog.text
+    pipeline.end_search("again")  # no search: nothing to say
+    assert caplog.text.count("cut short") == 1
+
+
 def test_absolute_mode_needs_no_calibration(backend: TorchBackend) -> None:
     pipeline = PuppetPipeline(backend, FakeFramer(64), relative=False)
     pipeline.set_source(frames(1)[0])
