@@ -12,11 +12,15 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
+from fomm.media.image import IMAGE_SUFFIXES
+
 from .settings import SettingsError
 
 __all__ = ["AVATAR_SUFFIXES", "KEYMAP", "Action", "AvatarList", "actions_for", "help_lines"]
 
-AVATAR_SUFFIXES: frozenset[str] = frozenset({".png", ".jpg", ".jpeg", ".bmp", ".webp"})
+#: what the image loader reads (:data:`fomm.media.image.IMAGE_SUFFIXES`): one list, so that ``fomm animate
+#: --source`` and ``--avatar`` accept the same files
+AVATAR_SUFFIXES: frozenset[str] = IMAGE_SUFFIXES
 
 
 class Action(enum.Enum):
@@ -91,8 +95,8 @@ class AvatarList:
     ``2.png`` comes before ``10.png``).
 
     Args:
-        path: an image file (``.png``, ``.jpg``, ``.jpeg``, ``.bmp``, ``.webp``) or a folder of them (not
-            searched recursively; hidden files are skipped).
+        path: an image file (one of :data:`AVATAR_SUFFIXES`: ``.png``, ``.jpg``, ``.tif``, ...) or a folder of
+            them (not searched recursively; hidden files are skipped).
         start: the file to start at (a path or a file name in the folder); default the first.
 
     Raises:

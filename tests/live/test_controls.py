@@ -100,6 +100,23 @@ def test_avatar_list_single_image(avatar_folder: Path) -> None:
     assert avatars.next() == avatars.previous() == avatars.current == avatar_folder / "b.webp"
 
 
+def test_avatars_are_what_the_image_loader_reads(tmp_path: Path) -> None:
+    import cv2
+
+    from fomm.media.assets import DEFAULT_AVATAR
+    from fomm.media.image import IMAGE_SUFFIXES, load_image
+    from live.checks import check_inputs
+    from live.config import LiveConfig
+
+    tif = tmp_path / "face.tif"
+    cv2.imwrite(str(tif), cv2.imread(str(DEFAULT_AVATAR)))
+    assert AvatarList(tif).current == tif and load_image(tif).shape[2] == 3
+    check_inputs(LiveConfig(avatar=tif))  # run_live --avatar face.tif: accepted, as by fomm animate --source
+    for suffix in IMAGE_SUFFIXES:  # one list: every file the loader reads is an avatar
+        (tmp_path / f"x{suffix}").write_bytes(b"x")
+        assert AvatarList(tmp_path / f"x{suffix}").paths == [tmp_path / f"x{suffix}"]
+
+
 def test_avatar_list_errors(tmp_path: Path, avatar_folder: Path) -> None:
     with pytest.raises(SettingsError, match="does not exist") as info:
         AvatarList(tmp_path / "nope.png")
