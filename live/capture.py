@@ -44,7 +44,7 @@ import numpy as np
 
 from fomm.media._deps import import_cv2
 
-from .types import Frame
+from .types import Frame, counted
 
 __all__ = ["CameraInfo", "CaptureError", "CaptureSource", "LatestFrameCapture", "list_cameras"]
 
@@ -571,7 +571,7 @@ class LatestFrameCapture:
             return image
         if self.source.kind == "file":
             if not self.loop:
-                logger.info("%s ended after %d frames", self.description, self._frames_read)
+                logger.info("%s ended after %s", self.description, counted(self._frames_read, "frame"))
                 return None
             return self._rewind()
         return self._reconnect()

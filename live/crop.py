@@ -40,6 +40,8 @@ import numpy as np
 from fomm.media._deps import import_cv2
 from fomm.media.image import FACE_CROP_LIFT, FACE_CROP_SCALE, Box, crop_resize, place_square
 
+from .types import counted
+
 __all__ = ["CropConfig", "FaceBoxDetector", "FaceFramer", "Framing", "SquareBox"]
 
 logger = logging.getLogger(__name__)
@@ -362,7 +364,7 @@ class FaceFramer:
             else:
                 was_lost = self._misses >= config.lost_after
                 if was_lost and self._center is not None:
-                    logger.debug("face found again after %d frames", self._misses)
+                    logger.debug("face found again after %s", counted(self._misses, "frame"))
                 self._misses = 0
                 self._face_box, self._score = found
                 self._confirmed = _thumbnail(image_bgr, found[0])

@@ -29,7 +29,7 @@ from typing import Any, Literal, Protocol, runtime_checkable
 import numpy as np
 
 from .overlay import compose_preview, import_cv2
-from .types import View
+from .types import View, counted
 
 __all__ = [
     "FIT_MODES",
@@ -286,7 +286,7 @@ class VirtualCameraSink(_SinkBase):
         camera, self._camera = getattr(self, "_camera", None), None
         if camera is not None:
             camera.close()
-            logger.info("virtual camera %s closed after %d frames", self.device_name, self.frames_sent)
+            logger.info("virtual camera %s closed after %s", self.device_name, counted(self.frames_sent, "frame"))
 
 
 # --- preview window -----------------------------------------------------------------------------------------------
@@ -528,7 +528,7 @@ class VideoFileSink(_SinkBase):
             writer.close()
         except (MediaError, OSError) as exc:
             raise SinkError(f"cannot finish the recording {str(self.path)!r}: {exc}") from exc
-        logger.info("recorded %d frames to %s", self.frames, self.path)
+        logger.info("recorded %s to %s", counted(self.frames, "frame"), self.path)
 
     def abort(self) -> None:
         """Stop recording and delete the partial file."""

@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-__all__ = ["Frame", "View"]
+__all__ = ["Frame", "View", "counted"]
 
 
 @dataclass(frozen=True)
@@ -63,3 +63,8 @@ class View:
     timestamp: float = 0.0
     time: float | None = None
     waiting: bool = False
+
+
+def counted(n: int, noun: str) -> str:
+    """``n`` and ``noun``, plural unless ``n`` is 1: ``counted(1, "frame")`` is ``"1 frame"``, else ``"N frames"``."""
+    return f"{n} {noun}" if n == 1 else f"{n} {noun}s"

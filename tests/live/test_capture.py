@@ -218,6 +218,15 @@ def test_not_realtime_delivers_every_frame_once() -> None:
     assert_stopped(capture)
 
 
+def test_a_one_frame_file_ends_after_1_frame(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    path = tmp_path / "one.mp4"
+    with open_frames(CLIP, max_frames=1) as frames, VideoWriter(path, CLIP_FPS) as writer:
+        writer.write(next(iter(frames)))
+    with caplog.at_level(logging.INFO, logger="live.capture"), LatestFrameCapture(path, realtime=False) as capture:
+        assert len(read_all(capture)) == 1
+    assert "ended after 1 frame" in caplog.text and "1 frames" not in caplog.text
+
+
 def test_not_realtime_frames_match_the_file() -> None:
     with LatestFrameCapture(CLIP, realtime=False) as capture:
         first = capture.read(timeout=10.0)
