@@ -96,11 +96,22 @@ def _to_uint8_rgb(data: np.ndarray, background: tuple[int, int, int], name: str)
     raise MediaError(f"image {name!r} has {channels} channels; expected gray, RGB or RGBA")
 
 
+def _decode_flags(raw: np.ndarray) -> int:
+    """``cv2.imdecode`` flags for the encoded bytes ``raw``. ``IMREAD_UNCHANGED`` keeps alpha and 16 bits but
+    ignores the EXIF orientation; a JPEG has neither, so it is decoded with flags that apply the orientation
+    (phone photos are stored sideways with an Orientation tag)."""
+    cv2 = import_cv2()
+    if raw[:3].tobytes() == b"\xff\xd8\xff":  # JPEG
+        return cv2.IMREAD_ANYCOLOR  # gray stays gray, colour (YCbCr, CMYK) becomes BGR; orientation applied
+    return cv2.IMREAD_UNCHANGED
+
+
 def load_image(path: str | Path, *, background: tuple[int, int, int] = (255, 255, 255)) -> np.ndarray:
     """Read an image file as ``(H, W, 3)`` uint8 RGB in ``[0, 255]``.
 
-    Grayscale is replicated to three channels, 16-bit images are scaled to 8 bits, and an alpha channel is
-    composited over ``background`` (RGB, default white).
+    Grayscale is replicated to three channels, 16-bit images are scaled to 8 bits, an alpha channel is
+    composited over ``background`` (RGB, default white), and a JPEG's EXIF orientation is applied (a phone photo
+    stored sideways comes out upright).
 
     Raises:
         MediaError: the file is missing, not a file, or not a readable image.
@@ -116,7 +127,7 @@ def load_image(path: str | Path, *, background: tuple[int, int, int] = (255, 255
         raw = np.fromfile(path, dtype=np.uint8)  # imdecode also handles non-ASCII paths on Windows
     except OSError as exc:
         raise MediaError(f"image {name!r} cannot be read: {exc.strerror or exc}") from exc
-    data = cv2.imdecode(raw, cv2.IMREAD_UNCHANGED) if raw.size else None
+    data = cv2.imdecode(raw, _decode_flags(raw)) if raw.size else None
     if data is None or data.size == 0:
         raise MediaError(f"image {name!r} is not a readable image file (expected PNG, JPEG, BMP, TIFF or WebP)")
     return _to_uint8_rgb(data, background, name)

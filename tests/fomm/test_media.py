@@ -8,6 +8,7 @@ import subprocess
 import sys
 from fractions import Fraction
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -101,6 +102,48 @@ def test_load_image_16_bit(tmp_path: Path) -> None:
     image = load_image(_write_png(tmp_path / "deep.png", data))
     assert image.dtype == np.uint8
     np.testing.assert_array_equal(image, _pattern())
+
+
+def _jpeg_with_orientation(path: Path, bgr: np.ndarray, orientation: int) -> Path:
+    """A JPEG of ``bgr`` with an EXIF APP1 segment holding only the Orientation tag (0x0112), as phones write."""
+    ok, encoded = cv2.imencode(".jpg", bgr, [cv2.IMWRITE_JPEG_QUALITY, 95])
+    assert ok
+    data = encoded.tobytes()
+    ifd = (1).to_bytes(2, "big") + bytes.fromhex("0112 0003 00000001") + orientation.to_bytes(2, "big") + b"\0\0"
+    tiff = b"MM\0\x2a" + (8).to_bytes(4, "big") + ifd + (0).to_bytes(4, "big")
+    payload = b"Exif\0\0" + tiff
+    app1 = b"\xff\xe1" + (len(payload) + 2).to_bytes(2, "big") + payload
+    path.write_bytes(data[:2] + app1 + data[2:])
+    return path
+
+
+@pytest.mark.parametrize(
+    ("orientation", "stored_as"),
+    [
+        (3, lambda a: cv2.rotate(a, cv2.ROTATE_180)),
+        (6, lambda a: cv2.rotate(a, cv2.ROTATE_90_COUNTERCLOCKWISE)),  # a phone held upright
+        (8, lambda a: cv2.rotate(a, cv2.ROTATE_90_CLOCKWISE)),
+    ],
+)
+def test_load_image_applies_exif_orientation(tmp_path: Path, orientation: int, stored_as: Any) -> None:
+    upright = np.full((96, 64, 3), 128, np.uint8)  # portrait, RGB
+    upright[:32, :32] = (255, 0, 0)  # red mark, top left
+    upright[-32:, -32:] = (0, 0, 255)  # blue mark, bottom right
+    stored = stored_as(cv2.cvtColor(upright, cv2.COLOR_RGB2BGR))
+    image = load_image(_jpeg_with_orientation(tmp_path / f"phone{orientation}.jpg", stored, orientation))
+    assert image.shape == upright.shape
+    cells = cv2.resize(image, (2, 3), interpolation=cv2.INTER_AREA).astype(int)  # 32x32 cells: JPEG noise averaged
+    expected = cv2.resize(upright, (2, 3), interpolation=cv2.INTER_AREA).astype(int)
+    assert np.abs(cells - expected).max() < 20, cells.tolist()
+
+
+def test_load_image_grayscale_jpeg(tmp_path: Path) -> None:
+    gray = _pattern()[..., 0]
+    _, encoded = cv2.imencode(".jpg", gray, [cv2.IMWRITE_JPEG_QUALITY, 100])
+    (tmp_path / "gray.jpg").write_bytes(encoded.tobytes())
+    image = load_image(tmp_path / "gray.jpg")
+    assert image.shape == (48, 64, 3)
+    assert np.abs(image.astype(int) - gray[..., None].astype(int)).max() <= 4
 
 
 def test_load_image_missing_file_names_the_path(tmp_path: Path) -> None:
