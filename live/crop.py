@@ -46,9 +46,6 @@ __all__ = ["CropConfig", "FaceBoxDetector", "FaceFramer", "Framing", "SquareBox"
 
 logger = logging.getLogger(__name__)
 
-#: Longest side of the copy a still image (``crop_image``) is searched at: stills are done once, so they get
-#: more pixels than live frames (small faces in large photos).
-STILL_DETECT_SIDE = 640
 #: A still whose face square is at least this share of its (square) side is taken as already face-cropped.
 ALREADY_CROPPED_SHARE = 0.8
 #: A still is "square" when its sides differ by at most this share.
@@ -99,7 +96,8 @@ class CropConfig:
         lost_after: frames without a face before :attr:`Framing.lost` says so (the box is held meanwhile and
             after).
         mirror: flip the camera frame horizontally before everything else.
-        detect_side: longest side, pixels, of the downscaled copy the detector runs on (0: full resolution).
+        detect_side: longest side, pixels, of the downscaled copy the detector runs on (0: the frame as it is;
+            YuNet itself searches a larger image at most at :data:`fomm.media.faces.DETECT_SIDE`).
         max_change: on frames the detector skips, the largest change of the face region since the last confirmed
             frame (mean absolute difference of 16x16 gray thumbnails, share of full scale) that still counts as
             the same face; above it the detector runs on that frame. 0 runs the detector on every frame.
@@ -432,7 +430,9 @@ class FaceFramer:
         """
         _check_bgr(image_bgr)
         height, width = image_bgr.shape[:2]
-        found = self._detect(image_bgr, max(STILL_DETECT_SIDE, self.config.detect_side))
+        # the whole image: stills are done once, so they get more pixels than live frames (small faces in large
+        # photos); the detector shrinks a large one to its working size (YuNet: fomm.media.faces.DETECT_SIDE)
+        found = self._detect(image_bgr, 0)
         if found is None:
             logger.warning("no face found in the %dx%d image: using its centre square", width, height)
             box = _center_square(height, width)

@@ -36,6 +36,7 @@ from .assets import ASSETS_DIR
 from .errors import MediaError
 
 __all__ = [
+    "DETECT_SIDE",
     "FACEMESH_SHA256",
     "FAN_WEIGHTS",
     "YUNET_ENV",
@@ -73,6 +74,10 @@ YUNET_INSTALL_HINT = (
 )
 #: face-alignment's 2D FAN weights, looked up in ``torch.hub.get_dir()/checkpoints``.
 FAN_WEIGHTS = "2DFAN4-11f355bf06.pth.tar"
+#: Longest side, pixels, of the copy :class:`YuNetLandmarker` searches a larger image at. At full resolution a
+#: face of a thousand pixels and more is missed or mistaken (a false face inside it), and a large photo takes
+#: seconds; at this size a face filling the image is found, and a face of 1/40 of the image (16 px) still is.
+DETECT_SIDE = 640
 
 Box = tuple[float, float, float, float]
 
@@ -232,6 +237,8 @@ class YuNetLandmarker:
         pad: fraction of the image side added as a replicated border before detecting, so that faces that
             fill a tight crop (as model inputs do) are still found. Coordinates are returned in the
             original image.
+        max_side: an image whose longest side is larger is searched on a copy shrunk to this side (default
+            :data:`DETECT_SIDE`; 0: at full resolution); coordinates are returned in the original image.
     """
 
     def __init__(
@@ -241,12 +248,14 @@ class YuNetLandmarker:
         score_threshold: float = 0.6,
         nms_threshold: float = 0.3,
         pad: float = 0.25,
+        max_side: int = DETECT_SIDE,
     ) -> None:
         cv2 = import_cv2()
         if not hasattr(cv2, "FaceDetectorYN"):
             raise MediaError(f"OpenCV {cv2.__version__} has no FaceDetectorYN; pip install 'opencv-python>=4.10,<5'")
         self.model_path = find_yunet_model(model_path)
         self.pad = pad
+        self.max_side = max_side
         try:
             self._detector = cv2.FaceDetectorYN.create(
                 str(self.model_path), "", (320, 320), score_threshold, nms_threshold, 5000
@@ -264,9 +273,16 @@ class YuNetLandmarker:
         return np.zeros((0, 15), np.float32) if faces is None else faces
 
     def detect(self, image: np.ndarray) -> list[Face]:
-        """All faces of a ``(H, W, 3)`` uint8 RGB image, largest first."""
+        """All faces of a ``(H, W, 3)`` uint8 RGB image, largest first (a large image is searched at
+        ``max_side``, the boxes and points given in its own pixels)."""
         cv2 = import_cv2()
         _check_image(image)
+        height, width = image.shape[:2]
+        if self.max_side and max(height, width) > self.max_side:
+            factor = self.max_side / max(height, width)
+            size = (max(1, round(width * factor)), max(1, round(height * factor)))
+            image = cv2.resize(image, size, interpolation=cv2.INTER_AREA)
+        scale_x, scale_y = width / image.shape[1], height / image.shape[0]
         bgr = cv2.cvtColor(image, cv2.COLOR_RGB2BGR)
         offset = 0
         if self.pad > 0:
@@ -274,9 +290,10 @@ class YuNetLandmarker:
             bgr = cv2.copyMakeBorder(bgr, offset, offset, offset, offset, cv2.BORDER_REPLICATE)
         faces = []
         for row in self._run(bgr):
-            x, y, w, h = (float(v) - (offset if i < 2 else 0) for i, v in enumerate(row[:4]))
-            points = row[4:14].reshape(5, 2).astype(np.float64) - offset
-            faces.append(Face((x, y, x + w, y + h), points, float(row[14])))
+            x, y, w, h = (float(v) for v in row[:4])
+            x0, y0 = (x - offset) * scale_x, (y - offset) * scale_y
+            points = (row[4:14].reshape(5, 2).astype(np.float64) - offset) * (scale_x, scale_y)
+            faces.append(Face((x0, y0, x0 + w * scale_x, y0 + h * scale_y), points, float(row[14])))
         faces.sort(key=lambda f: f.area, reverse=True)
         return faces
 

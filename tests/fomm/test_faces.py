@@ -29,7 +29,7 @@ from fomm.media.faces import (  # noqa: E402
     hull_area,
     normalize_landmarks,
 )
-from fomm.media.image import fit_square, load_image  # noqa: E402
+from fomm.media.image import fit_square, load_image, square_box  # noqa: E402
 
 AVATAR = Path(__file__).resolve().parents[2] / "fomm" / "assets" / "avatar.png"
 
@@ -207,6 +207,22 @@ def test_fit_square_face_mode_with_yunet() -> None:
     face = faces.YuNetLandmarker().largest(out)
     assert face is not None
     assert abs((face.box[0] + face.box[2]) / 2 - 64) < 12  # the face is centred horizontally
+
+
+def test_yunet_finds_a_large_face_in_a_large_image() -> None:
+    """A face of ~1000 px (a photo at full resolution) is found where it is found in the small image, scaled;
+    searched at full size YuNet took a patch of it (cheek and eye) for the face."""
+    image = load_image(AVATAR)
+    big = cv2.resize(image, None, fx=8, fy=8, interpolation=cv2.INTER_CUBIC)  # 2048 x 2048, face ~1100 px
+    detector = faces.YuNetLandmarker()
+    small_face, big_face = detector.largest(image), detector.largest(big)
+    assert small_face is not None and big_face is not None
+    tolerance = 0.1 * (small_face.box[2] - small_face.box[0])  # the same face, seen at another size
+    np.testing.assert_allclose(np.array(big_face.box) / 8, small_face.box, atol=tolerance)
+    np.testing.assert_allclose(big_face.points / 8, small_face.points, atol=tolerance)
+    assert big_face.score > 0.8
+    crop = square_box(image, "face")
+    np.testing.assert_allclose(np.array(square_box(big, "face")) / 8, crop, atol=0.1 * crop.width)
 
 
 def test_find_best_frame_finds_the_source_itself() -> None:
