@@ -55,6 +55,20 @@ def _positive_int(text: str) -> int:
     return value
 
 
+#: The largest ``--size``/``--output-size``: a 4K square (a model at that size already needs tens of GB).
+MAX_FRAME_SIZE = 4096
+
+
+def _frame_size(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if not 1 <= value <= MAX_FRAME_SIZE:
+        raise argparse.ArgumentTypeError(f"expected a frame size of 1 to {MAX_FRAME_SIZE} pixels, got {text!r}")
+    return value
+
+
 def _non_negative_int(text: str) -> int:
     try:
         value = int(text)
@@ -75,13 +89,18 @@ def _bool(text: str) -> bool:
 
 
 def _fps(text: str) -> Fraction:
+    from fomm.media.video import MAX_FRAME_RATE, MIN_FRAME_RATE
+
     try:
         value = Fraction(text.strip())
     except (ValueError, ZeroDivisionError):
         value = Fraction(0)
-    if value <= 0:
-        raise argparse.ArgumentTypeError(f"expected a frame rate > 0 such as 25 or 30000/1001, got {text!r}")
-    return value
+    if not MIN_FRAME_RATE <= value <= MAX_FRAME_RATE:
+        raise argparse.ArgumentTypeError(
+            f"expected a frame rate of {float(MIN_FRAME_RATE):g} to {float(MAX_FRAME_RATE):g} such as 25 or "
+            f"30000/1001, got {text!r}"
+        )
+    return value.limit_denominator(1_000_000)
 
 
 def parse_device(text: str) -> torch.device:
@@ -197,9 +216,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     animate.add_argument("--onnx-dir", type=Path, metavar="DIR", help="--backend trt: graphs from `fomm export`")
     animate.add_argument("--precision", choices=("fp32", "fp16"), default="fp32", help="--backend trt engines")
-    animate.add_argument("--size", type=_positive_int, metavar="N", help="model input size (default: the config's)")
+    animate.add_argument("--size", type=_frame_size, metavar="N", help="model input size (default: the config's)")
     animate.add_argument(
-        "--output-size", type=_positive_int, metavar="N", help="output frame size (default: the model size)"
+        "--output-size", type=_frame_size, metavar="N", help="output frame size (default: the model size)"
     )
     animate.add_argument(
         "--batch-size", type=_positive_int, default=4, metavar="N", help="driving frames per step (default 4)"
@@ -319,7 +338,7 @@ def _add_export(commands: Any) -> None:
     )
     parser.add_argument("--dynamic-batch", action="store_true", help="symbolic batch dimension (default batch 1)")
     parser.add_argument("--opset", type=_positive_int, default=17, metavar="N", help="ONNX opset (>= 17, default 17)")
-    parser.add_argument("--size", type=_positive_int, metavar="N", help="frame size of the graphs (default: config's)")
+    parser.add_argument("--size", type=_frame_size, metavar="N", help="frame size of the graphs (default: config's)")
     parser.add_argument("--align-corners", type=_bool, metavar="true|false", help=ALIGN_CORNERS_HELP)
     parser.add_argument("--quiet", action="store_true", help="only warnings and errors")
     parser.set_defaults(run=_export)
@@ -389,7 +408,7 @@ def _add_prepare(commands: Any) -> None:
         "and write DIR/train, DIR/test (split by person), DIR/dataset.json and DIR/NOTICE.md.",
     )
     parser.add_argument("--out", required=True, type=Path, metavar="DIR", help="output folder, e.g. data/faces")
-    parser.add_argument("--size", type=_positive_int, default=256, metavar="N", help="frame size (default 256)")
+    parser.add_argument("--size", type=_frame_size, default=256, metavar="N", help="frame size (default 256)")
     parser.add_argument(
         "--holdout",
         default="single_face",
@@ -477,7 +496,7 @@ def _add_evaluate(commands: Any) -> None:
     parser.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N (default cpu)")
     parser.add_argument(
         "--size",
-        type=_positive_int,
+        type=_frame_size,
         metavar="N",
         help="evaluation size: frames are resized to NxN (default: the config's)",
     )

@@ -25,6 +25,8 @@ from .image import IMAGE_SUFFIXES, load_image
 
 __all__ = [
     "DEFAULT_FOLDER_FPS",
+    "MAX_FRAME_RATE",
+    "MIN_FRAME_RATE",
     "VIDEO_OUTPUT_SUFFIXES",
     "FrameSource",
     "VideoInfo",
@@ -43,6 +45,10 @@ logger = logging.getLogger(__name__)
 TIMED_TIME_BASE = Fraction(1, 1000)
 
 DEFAULT_FOLDER_FPS = 25
+#: The frame rates read and written (a folder's ``fps``, :class:`VideoWriter`'s): beyond them FFmpeg's
+#: 32-bit time bases overflow, and no video is meant to be played that slowly or fast.
+MIN_FRAME_RATE = Fraction(1, 100)
+MAX_FRAME_RATE = Fraction(1000)
 
 
 @dataclass(frozen=True)
@@ -82,13 +88,24 @@ def list_image_files(folder: str | Path) -> list[Path]:
 
 
 def _as_rate(fps: Fraction | float | int, what: str) -> Fraction:
+    """``fps`` as an exact rate in ``[MIN_FRAME_RATE, MAX_FRAME_RATE]``.
+
+    Raises:
+        MediaError: not a finite number, or out of that range (FFmpeg's time bases are 32-bit fractions).
+    """
     try:
-        rate = fps if isinstance(fps, Fraction) else Fraction(fps).limit_denominator(1_000_000)
+        rate = fps if isinstance(fps, Fraction) else Fraction(fps)
     except (TypeError, ValueError, OverflowError) as exc:
-        raise MediaError(f"{what} {fps!r} is not a frame rate") from exc
+        raise MediaError(f"{what} {fps!r} is not a finite number; expected frames per second") from exc
     if not rate > 0:
         raise MediaError(f"{what} must be > 0, got {fps!r}")
-    return rate
+    if not MIN_FRAME_RATE <= rate <= MAX_FRAME_RATE:
+        shown = f"{float(rate):g}" if rate < 10**300 else "above 1e300"
+        raise MediaError(
+            f"{what} {shown} is out of range; expected {float(MIN_FRAME_RATE):g} to "
+            f"{float(MAX_FRAME_RATE):g} frames per second"
+        )
+    return rate.limit_denominator(1_000_000)
 
 
 class FrameSource:

@@ -441,6 +441,11 @@ BAD_CASES = {
     "batch size": ({"--batch-size": "0"}, "--batch-size"),
     "size the model cannot take": ({"--size": "100"}, "--size 100"),
     "output is the input": ({"--output": str(CLIP)}, "--output"),
+    "output size too large": ({"--output-size": "99999"}, "--output-size: expected a frame size of 1 to 4096"),
+    "model size too large": ({"--size": "99968"}, "--size: expected a frame size of 1 to 4096"),
+    "frame rate too high": ({"--fps": "1e308"}, "--fps: expected a frame rate of 0.01 to 1000"),
+    "frame rate too low": ({"--fps": "1e-9"}, "--fps: expected a frame rate of 0.01 to 1000"),
+    "frame rate not a number": ({"--fps": "nan"}, "--fps"),
 }
 
 

@@ -66,6 +66,14 @@ def test_import_fomm_and_media_need_neither_cv2_nor_av() -> None:
     subprocess.run([sys.executable, "-c", code], check=True, timeout=120)
 
 
+@pytest.mark.parametrize("fps", [1e308, 1e-9, float("inf"), float("nan"), Fraction(10**400), Fraction(1, 10**12)])
+def test_video_writer_refuses_a_rate_out_of_range(tmp_path: Path, fps: float | Fraction) -> None:
+    with pytest.raises(MediaError, match="frame rate") as info:
+        VideoWriter(tmp_path / "out.mp4", fps)
+    assert "\n" not in str(info.value)
+    assert list(tmp_path.iterdir()) == []
+
+
 # --- load_image -------------------------------------------------------------------------------------------------
 
 
