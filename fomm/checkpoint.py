@@ -13,6 +13,9 @@ from __future__ import annotations
 
 import json
 import logging
+import os
+import stat
+import uuid
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, NamedTuple
@@ -298,7 +301,14 @@ def save_checkpoint(path: str | Path, model: Fomm, *, step: int = 0, training: M
     """Write ``model`` in the project's format (safetensors + embedded config). Returns the path.
 
     ``training``: how the weights were made (steps, seconds, device, data, initial weights...), stored as JSON in
-    the file's metadata (:func:`read_training_record`)."""
+    the file's metadata (:func:`read_training_record`).
+
+    The file is written to a hidden temporary file beside ``path`` and renamed, so ``path`` is never half-written;
+    on any failure the temporary file is removed. The file gets the mode of any new file (the umask's).
+
+    Raises:
+        CheckpointError: safetensors cannot write the file.
+        OSError: the folder cannot be created or written, ``path`` is a folder."""
     try:
         from safetensors.torch import save_file
     except ImportError as exc:  # pragma: no cover - core dependency
@@ -314,9 +324,19 @@ def save_checkpoint(path: str | Path, model: Fomm, *, step: int = 0, training: M
     if training:
         metadata["training"] = json.dumps(dict(training), sort_keys=True, default=str)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    save_file(tensors, str(tmp), metadata=metadata)
-    tmp.replace(path)
+    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}.partial")
+    try:
+        tmp.touch(exist_ok=False)  # created as any new file is (umask, default ACLs): the mode the output gets
+        mode = stat.S_IMODE(tmp.stat().st_mode)
+        try:
+            save_file(tensors, str(tmp), metadata=metadata)  # safetensors writes its own 0600 temporary file
+        except Exception as exc:  # SafetensorError: an I/O error of the Rust writer
+            raise CheckpointError(f"checkpoint {str(path)!r} cannot be written: {exc}") from exc
+        os.chmod(tmp, mode)
+        tmp.replace(path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
     return path
 
 

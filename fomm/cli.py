@@ -250,6 +250,7 @@ def build_parser() -> argparse.ArgumentParser:
     convert.add_argument("--checkpoint", required=True, type=Path, metavar="IN.pth.tar")
     convert.add_argument("--config", required=True, metavar="PRESET_OR_YAML", help="preset name or original YAML")
     convert.add_argument("--output", required=True, type=Path, metavar="OUT.safetensors")
+    convert.add_argument("--overwrite", action="store_true", help="replace an existing output file")
     convert.add_argument("--quiet", action="store_true", help="only warnings and errors")
     convert.set_defaults(run=_convert)
 
@@ -943,7 +944,26 @@ def _rate_text(rate: Fraction | float) -> str:
     return f"{float(rate):g}"
 
 
+def _check_checkpoint_output(path: Path, overwrite: bool) -> None:
+    """``--output`` of the commands that write a checkpoint (``convert``, ``average``), checked before any work:
+    a writable file name (not a folder) ending in ``.safetensors``, not an existing file unless ``overwrite``.
+
+    Raises:
+        CliError: one line naming ``--output`` and what was expected.
+    """
+    from fomm.media.video import check_writable_file
+
+    with _about("--output"):
+        check_writable_file(path, "checkpoint")
+    if path.suffix.lower() != ".safetensors":
+        found = f"ends in {path.suffix!r}" if path.suffix else "has no extension"
+        raise CliError(f"--output {str(path)!r} {found}; expected a file name ending in .safetensors")
+    if path.exists() and not overwrite:
+        raise CliError(f"--output {str(path)!r} exists; pass --overwrite to replace it")
+
+
 def _convert(args: argparse.Namespace) -> int:
+    _check_checkpoint_output(args.output, args.overwrite)
     config = resolve_config(args.config)
     with _about("--checkpoint"):
         out = fomm.convert_checkpoint(args.checkpoint, args.output, config)
@@ -1044,8 +1064,7 @@ def _average(args: argparse.Namespace) -> int:
     limit = DEFAULT_MAX_KEYPOINT_SHIFT if args.max_keypoint_shift is None else args.max_keypoint_shift
     if not math.isfinite(limit) or limit <= 0:
         raise CliError(f"--max-keypoint-shift: expected a distance > 0, got {limit:g}")
-    if args.output.exists() and not args.overwrite:
-        raise CliError(f"--output {str(args.output)!r} exists; pass --overwrite to replace it")
+    _check_checkpoint_output(args.output, args.overwrite)
 
     parts = []
     for path in paths:

@@ -2,7 +2,9 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import os
 import shutil
+import stat
 
 import numpy as np
 import pytest
@@ -146,7 +148,38 @@ def test_save_load_keeps_step_and_training_state(tiny, tmp_path):
     assert loaded.step == 1234
     for (name, a), b in zip(model.state_dict().items(), loaded.model.state_dict().values(), strict=True):
         assert torch.equal(a, b), name
-    assert not list(tmp_path.glob("*.tmp"))
+    assert [p.name for p in tmp_path.iterdir()] == ["m.safetensors"]  # no temporary file left
+
+
+@pytest.mark.parametrize("umask", [0o022, 0o002, 0o077])
+def test_saved_checkpoint_has_the_mode_of_a_new_file(tiny, tmp_path, umask):
+    previous = os.umask(umask)
+    try:
+        path = fomm.save_checkpoint(tmp_path / "m.safetensors", fomm.build_fomm(tiny))
+    finally:
+        os.umask(previous)
+    assert stat.S_IMODE(path.stat().st_mode) == 0o666 & ~umask  # safetensors' own temporary file is 0600
+
+
+def test_failed_save_leaves_no_temporary_file(tiny, tmp_path, monkeypatch):
+    model = fomm.build_fomm(tiny)
+    folder = tmp_path / "taken.safetensors"
+    folder.mkdir()
+    with pytest.raises(OSError):
+        fomm.save_checkpoint(folder, model)
+    assert [p.name for p in tmp_path.iterdir()] == ["taken.safetensors"] and not any(folder.iterdir())
+
+    import safetensors.torch
+
+    def broken(tensors, filename, metadata=None):  # writes part of the file, then fails (disk full, ...)
+        with open(filename, "wb") as handle:
+            handle.write(b"\0" * 1000)
+        raise RuntimeError("Error while serializing: I/O error: No space left on device")
+
+    monkeypatch.setattr(safetensors.torch, "save_file", broken)
+    with pytest.raises(fomm.CheckpointError, match=r"m\.safetensors.*cannot be written.*No space left"):
+        fomm.save_checkpoint(tmp_path / "m.safetensors", model)
+    assert [p.name for p in tmp_path.iterdir()] == ["taken.safetensors"]
 
 
 def test_reference_npz_matches_after_conversion(official, tmp_path):

@@ -530,6 +530,43 @@ def test_other_command_errors(tiny: list[str], tmp_path: Path, capsys: pytest.Ca
     assert not (tmp_path / "o.safetensors").exists()
 
 
+@pytest.mark.parametrize(
+    ("output", "message"),
+    [
+        ("folder", "--output: checkpoint '{tmp}/folder' is a folder; expected a file name"),
+        ("notes.txt/c.safetensors", "'{tmp}/notes.txt' is not a folder"),
+        ("gone/c.safetensors", "the folder '{tmp}/gone' does not exist"),
+        ("c.pth", "--output '{tmp}/c.pth' ends in '.pth'; expected a file name ending in .safetensors"),
+        ("c", "--output '{tmp}/c' has no extension; expected a file name ending in .safetensors"),
+        ("keep.safetensors", "--output '{tmp}/keep.safetensors' exists; pass --overwrite to replace it"),
+    ],
+)
+def test_convert_output_errors(
+    tiny: list[str], tmp_path: Path, capsys: pytest.CaptureFixture[str], output: str, message: str
+) -> None:
+    (tmp_path / "folder").mkdir()
+    (tmp_path / "notes.txt").write_text("notes")
+    (tmp_path / "keep.safetensors").write_bytes(b"precious")
+    before = sorted(tmp_path.rglob("*"))
+    argv = ["convert", "--checkpoint", tiny[1], "--config", tiny[3], "--output", str(tmp_path / output)]
+    assert main(argv) == 2
+    lines = _error_lines(capsys.readouterr().err)
+    assert len(lines) == 1 and lines[0].startswith("fomm: error: --output"), lines
+    assert message.format(tmp=tmp_path) in lines[0]
+    assert sorted(tmp_path.rglob("*")) == before  # nothing written, no temporary file left
+    assert (tmp_path / "keep.safetensors").read_bytes() == b"precious"
+
+
+def test_convert_overwrites_only_when_asked(tiny: list[str], tmp_path: Path) -> None:
+    out = tmp_path / "c.safetensors"
+    out.write_bytes(b"old")
+    argv = ["convert", "--checkpoint", tiny[1], "--config", tiny[3], "--output", str(out), "--quiet"]
+    assert main(argv) == 2 and out.read_bytes() == b"old"
+    assert main([*argv, "--overwrite"]) == 0
+    assert fomm.load_checkpoint(out).config.name == "tiny-jac"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["c.safetensors"]
+
+
 def _run_module(*args: str) -> subprocess.CompletedProcess[str]:
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")])}
     return subprocess.run(
