@@ -444,8 +444,12 @@ def _add_prepare(commands: Any) -> None:
 
 
 def _prepare(args: argparse.Namespace) -> int:
+    from fomm.media.video import check_writable_folder
     from fomm.train import prepare
 
+    check_writable_folder(args.out, "--out")  # before any download
+    if args.cache is not None:
+        check_writable_folder(args.cache, "--cache")
     summary = prepare.prepare_face_dataset(
         args.out,
         size=args.size,

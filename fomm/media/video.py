@@ -33,6 +33,7 @@ __all__ = [
     "VideoWriter",
     "check_video_output",
     "check_writable_file",
+    "check_writable_folder",
     "list_image_files",
     "open_frames",
     "read_frame",
@@ -351,6 +352,34 @@ def check_writable_file(path: str | Path, what: str = "output file") -> Path:
         probe.touch(exist_ok=False)
     except OSError as exc:
         raise MediaError(f"{what} {text!r}: the folder {str(parent)!r} is not writable ({exc.strerror})") from None
+    probe.unlink(missing_ok=True)
+    return path
+
+
+def check_writable_folder(path: str | Path, what: str = "output folder") -> Path:
+    """Check, before any work is done, that the folder ``path`` can be written or created: not a file, and the
+    folder (or, when absent, the nearest folder above it that exists) accepts new files (tested by creating and
+    removing a temporary file there). Returns ``path``.
+
+    Raises:
+        MediaError: one line naming ``what``, ``path`` and the problem.
+    """
+    path = Path(path).expanduser()
+    text = str(path)
+    if not text:
+        raise MediaError(f"{what}: empty path; expected a folder")
+    if path.exists() and not path.is_dir():
+        raise MediaError(f"{what} {text!r} is a file; expected a folder")
+    existing = path.absolute()
+    while not existing.exists():
+        existing = existing.parent
+    if not existing.is_dir():
+        raise MediaError(f"{what} {text!r}: {str(existing)!r} is a file, not a folder")
+    probe = existing / f".fomm-write-check.{uuid.uuid4().hex[:8]}.probe"
+    try:
+        probe.touch(exist_ok=False)
+    except OSError as exc:
+        raise MediaError(f"{what} {text!r}: the folder {str(existing)!r} is not writable ({exc.strerror})") from None
     probe.unlink(missing_ok=True)
     return path
 

@@ -484,7 +484,10 @@ def _provenance(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def run(args: argparse.Namespace) -> int:
+    from ..media.video import check_writable_folder
+
     _run_paths(args)
+    check_writable_folder(args.out, "--out")  # before the data set and the model load
     model_config, yaml_path = _model_config(args)
     if args.image_size is not None:
         model_config = model_config.with_image_size(args.image_size)

@@ -696,6 +696,28 @@ def test_cli_trains_on_videos_and_refuses_to_overwrite(tmp_path, capsys):
     assert len(err) == 1 and err[0].startswith("fomm.train: error: ") and "does not exist" in err[0]
 
 
+@pytest.mark.parametrize(
+    ("out", "message"),
+    [
+        ("notes.txt", "--out '{tmp}/notes.txt' is a file; expected a folder"),
+        ("notes.txt/run", "--out '{tmp}/notes.txt/run': '{tmp}/notes.txt' is a file"),
+        pytest.param(
+            "/sys/run",
+            "--out '/sys/run': the folder '/sys' is not writable",
+            marks=pytest.mark.skipif(not Path("/sys/kernel").is_dir(), reason="Linux sysfs"),
+        ),
+    ],
+)
+def test_cli_unusable_out_is_one_line(tmp_path, capsys, out, message):
+    from fomm.train.__main__ import main
+
+    (tmp_path / "notes.txt").write_text("notes")
+    assert main(["--data", str(tmp_path), "--out", str(tmp_path / out), *CLI_ARGS]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith(f"fomm.train: error: {message.format(tmp=tmp_path)}"), err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["notes.txt"]
+
+
 def test_cli_scales_set_the_perceptual_pyramid_and_resume_keeps_them(tmp_path, capsys):
     """``--scales`` (a coarse, cheaper stage) reaches the trainer's pyramid and the run's settings; ``--resume``
     keeps the run's scales unless given again; a bad list is a one-line error."""

@@ -698,7 +698,7 @@ def test_prepare_data_subcommand(tmp_path: Path, monkeypatch: pytest.MonkeyPatch
     )
     assert args.run(args) == 0
     assert calls[0][1]["still_motion"] == "expressive" and calls[0][1]["still_videos"] == 12
-    with pytest.raises(CliError, match="positive integer"):
+    with pytest.raises(CliError, match="frame size of 1 to 4096"):
         parser.parse_args(["prepare-data", "--out", "x", "--size", "0"])
 
 
@@ -720,6 +720,38 @@ def test_prepare_data_error_is_one_line(
     assert cli.main(["prepare-data", "--out", str(tmp_path / "faces")]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert err == ["fomm: error: face detection is needed to crop the videos: OpenCV is needed"]
+
+
+@pytest.mark.parametrize(
+    ("flags", "message"),
+    [
+        (["--out", "{tmp}/notes.txt"], "--out '{tmp}/notes.txt' is a file; expected a folder"),
+        (["--out", "{tmp}/notes.txt/faces"], "--out '{tmp}/notes.txt/faces': '{tmp}/notes.txt' is a file"),
+        (["--out", "{tmp}/faces", "--cache", "{tmp}/notes.txt"], "--cache '{tmp}/notes.txt' is a file"),
+        pytest.param(
+            ["--out", "/sys/pd"],
+            "--out '/sys/pd': the folder '/sys' is not writable",
+            marks=pytest.mark.skipif(not Path("/sys/kernel").is_dir(), reason="Linux sysfs"),
+        ),
+    ],
+)
+def test_prepare_data_checks_its_folders_first(
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    flags: list[str],
+    message: str,
+) -> None:
+    """An unusable --out or --cache is one line naming the flag, exit 2, before anything is fetched."""
+    from fomm import cli
+
+    (tmp_path / "notes.txt").write_text("notes")
+    calls = []
+    monkeypatch.setattr(prepare, "prepare_face_dataset", lambda *args, **kwargs: calls.append(args))
+    assert cli.main(["prepare-data", *(flag.format(tmp=tmp_path) for flag in flags)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith(f"fomm: error: {message.format(tmp=tmp_path)}"), err
+    assert calls == [] and sorted(p.name for p in tmp_path.iterdir()) == ["notes.txt"]
 
 
 # --- face landmarks for the face-anchor loss --------------------------------------------------------------------
