@@ -26,20 +26,22 @@ def _batch(text: str) -> tuple[int, int, int]:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from fomm.cli import RaisingParser
+    from fomm.cli_errors import RaisingParser, path_argument
 
     parser = RaisingParser(prog="python -m engines", description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     commands = parser.add_subparsers(dest="command", required=True, parser_class=RaisingParser)
     build = commands.add_parser("build", help="build (or reuse) the cached engine of an exported ONNX graph")
-    build.add_argument("onnx", type=Path, help="exported graph, e.g. exported/animate.onnx")
+    build.add_argument("onnx", type=path_argument, help="exported graph, e.g. exported/animate.onnx")
     build.add_argument("--name", help="graph name (default: the file name without .onnx)")
     build.add_argument("--precision", choices=("fp32", "fp16"), default="fp32")
     build.add_argument("--batch", type=_batch, metavar="MIN,OPT,MAX", help="batch profile (dynamic-batch exports)")
     build.add_argument("--target", action="append", default=[], metavar="SM86", help="TensorRT-RTX target (repeat)")
-    build.add_argument("--cache", type=Path, help="engine cache folder (default: $FOMM_ENGINE_CACHE or ~/.cache)")
+    build.add_argument(
+        "--cache", type=path_argument, help="engine cache folder (default: $FOMM_ENGINE_CACHE or ~/.cache)"
+    )
     build.add_argument("--rebuild", action="store_true", help="build even if a valid engine is cached")
     inspect = commands.add_parser("inspect", help="print an engine's key, I/O and layers")
-    inspect.add_argument("engine", type=Path)
+    inspect.add_argument("engine", type=path_argument)
     return parser
 
 

@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import fomm
-from fomm.cli_errors import CliError, RaisingParser
+from fomm.cli_errors import CliError, RaisingParser, path_argument
 from fomm.config import ConfigError, FommConfig
 from fomm.media.assets import DEFAULT_AVATAR, DEFAULT_DRIVING, DEMO_MODEL
 from fomm.media.errors import MediaError
@@ -156,21 +156,21 @@ def build_parser() -> argparse.ArgumentParser:
     )
     animate.add_argument(
         "--source",
-        type=Path,
+        type=path_argument,
         default=DEFAULT_AVATAR,
         metavar="IMG",
         help="source image, the avatar (default: the bundled portrait)",
     )
     animate.add_argument(
         "--driving",
-        type=Path,
+        type=path_argument,
         default=DEFAULT_DRIVING,
         metavar="VIDEO_OR_FOLDER",
         help="driving video, or a folder of frames (default: the bundled 10 s talking-head clip)",
     )
     animate.add_argument(
         "--checkpoint",
-        type=Path,
+        type=path_argument,
         default=DEMO_MODEL,
         metavar="CKPT",
         help="original .pth.tar or project .safetensors (default: the bundled demo model)",
@@ -182,7 +182,11 @@ def build_parser() -> argparse.ArgumentParser:
         "file (vox-256 for vox-cpk.pth.tar), the stored config of a .safetensors file",
     )
     animate.add_argument(
-        "--output", type=Path, default=Path("result.mp4"), metavar="OUT.mp4", help="output video (default result.mp4)"
+        "--output",
+        type=path_argument,
+        default=Path("result.mp4"),
+        metavar="OUT.mp4",
+        help="output video (default result.mp4)",
     )
     animate.add_argument(
         "--mode",
@@ -214,7 +218,9 @@ def build_parser() -> argparse.ArgumentParser:
         help="torch (default); onnx: ONNX Runtime; trt: TensorRT engines (CUDA). The graphs are exported into a "
         "cache folder on first use ($FOMM_CACHE_DIR, default ~/.cache/fomm-live/onnx)",
     )
-    animate.add_argument("--onnx-dir", type=Path, metavar="DIR", help="--backend trt: graphs from `fomm export`")
+    animate.add_argument(
+        "--onnx-dir", type=path_argument, metavar="DIR", help="--backend trt: graphs from `fomm export`"
+    )
     animate.add_argument("--precision", choices=("fp32", "fp16"), default="fp32", help="--backend trt engines")
     animate.add_argument("--size", type=_frame_size, metavar="N", help="model input size (default: the config's)")
     animate.add_argument(
@@ -247,9 +253,9 @@ def build_parser() -> argparse.ArgumentParser:
         description="Convert an original first-order-model checkpoint to the project's .safetensors format "
         "(the config is stored in the file).",
     )
-    convert.add_argument("--checkpoint", required=True, type=Path, metavar="IN.pth.tar")
+    convert.add_argument("--checkpoint", required=True, type=path_argument, metavar="IN.pth.tar")
     convert.add_argument("--config", required=True, metavar="PRESET_OR_YAML", help="preset name or original YAML")
-    convert.add_argument("--output", required=True, type=Path, metavar="OUT.safetensors")
+    convert.add_argument("--output", required=True, type=path_argument, metavar="OUT.safetensors")
     convert.add_argument("--overwrite", action="store_true", help="replace an existing output file")
     convert.add_argument("--quiet", action="store_true", help="only warnings and errors")
     convert.set_defaults(run=_convert)
@@ -259,7 +265,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="describe a checkpoint",
         description="Print a checkpoint's format, config, step, parameter counts and the presets it fits.",
     )
-    info.add_argument("checkpoint", type=Path, metavar="CKPT")
+    info.add_argument("checkpoint", type=path_argument, metavar="CKPT")
     info.add_argument("--config", metavar="PRESET_OR_YAML", help="preset name or original YAML (optional)")
     info.add_argument("--quiet", action="store_true", help="only warnings and errors")
     info.set_defaults(run=_info)
@@ -272,14 +278,14 @@ def build_parser() -> argparse.ArgumentParser:
         "sits in different places in different parts (they have learnt different keypoints) the average would "
         "follow neither, and nothing is written.",
     )
-    average.add_argument("checkpoints", nargs="+", type=Path, metavar="CKPT", help="two or more checkpoints")
-    average.add_argument("--output", required=True, type=Path, metavar="OUT.safetensors")
+    average.add_argument("checkpoints", nargs="+", type=path_argument, metavar="CKPT", help="two or more checkpoints")
+    average.add_argument("--output", required=True, type=path_argument, metavar="OUT.safetensors")
     average.add_argument(
         "--weights", type=_weights, metavar="W,W,...", help="one weight per checkpoint (default: equal weights)"
     )
     average.add_argument(
         "--probe",
-        type=Path,
+        type=path_argument,
         action="append",
         metavar="IMG",
         help="probe image for the keypoint check, repeatable (default: the bundled portrait)",
@@ -323,13 +329,15 @@ def _add_export(commands: Any) -> None:
     )
     parser.add_argument(
         "--checkpoint",
-        type=Path,
+        type=path_argument,
         metavar="CKPT",
         help="original .pth.tar or project .safetensors (default: the bundled demo model; with --config alone: "
         "an untrained network of that preset)",
     )
     parser.add_argument("--config", metavar="PRESET_OR_YAML", help="preset name or original YAML file")
-    parser.add_argument("--out", required=True, type=Path, metavar="DIR", help="output folder (empty or absent)")
+    parser.add_argument(
+        "--out", required=True, type=path_argument, metavar="DIR", help="output folder (empty or absent)"
+    )
     parser.add_argument("--fp16", action="store_true", help="float16 graphs (for GPUs; default float32)")
     parser.add_argument(
         "--warp",
@@ -408,7 +416,9 @@ def _add_prepare(commands: Any) -> None:
         "matplotlib and scikit-image wheels; SHA-256 checked), cut face-centred chunks with one fixed crop each, "
         "and write DIR/train, DIR/test (split by person), DIR/dataset.json and DIR/NOTICE.md.",
     )
-    parser.add_argument("--out", required=True, type=Path, metavar="DIR", help="output folder, e.g. data/faces")
+    parser.add_argument(
+        "--out", required=True, type=path_argument, metavar="DIR", help="output folder, e.g. data/faces"
+    )
     parser.add_argument("--size", type=_frame_size, default=256, metavar="N", help="frame size (default 256)")
     parser.add_argument(
         "--holdout",
@@ -417,7 +427,10 @@ def _add_prepare(commands: Any) -> None:
         help=f"person held out for test/: {keys} (default single_face)",
     )
     parser.add_argument(
-        "--cache", type=Path, metavar="DIR", help="package and source file cache (default ~/.cache/fomm-live/sources)"
+        "--cache",
+        type=path_argument,
+        metavar="DIR",
+        help="package and source file cache (default ~/.cache/fomm-live/sources)",
     )
     parser.add_argument(
         "--max-frames",
@@ -480,7 +493,11 @@ def _add_evaluate(commands: Any) -> None:
         "ratio), next to a copy-the-avatar baseline. Writes results.json, motion.json and side-by-side videos.",
     )
     parser.add_argument(
-        "--checkpoint", required=True, type=Path, metavar="CKPT", help="original .pth.tar or project .safetensors"
+        "--checkpoint",
+        required=True,
+        type=path_argument,
+        metavar="CKPT",
+        help="original .pth.tar or project .safetensors",
     )
     parser.add_argument(
         "--config",
@@ -490,13 +507,17 @@ def _add_evaluate(commands: Any) -> None:
     )
     source = parser.add_mutually_exclusive_group(required=True)
     source.add_argument(
-        "--data", type=Path, metavar="ROOT", help="dataset root in the original layout: ROOT/test/<video>"
+        "--data", type=path_argument, metavar="ROOT", help="dataset root in the original layout: ROOT/test/<video>"
     )
     source.add_argument(
-        "--video", type=Path, nargs="+", metavar="FILE", help="test videos (files or folders of frames)"
+        "--video", type=path_argument, nargs="+", metavar="FILE", help="test videos (files or folders of frames)"
     )
     parser.add_argument(
-        "--out", type=Path, default=Path("results/eval"), metavar="DIR", help="output folder (default results/eval)"
+        "--out",
+        type=path_argument,
+        default=Path("results/eval"),
+        metavar="DIR",
+        help="output folder (default results/eval)",
     )
     parser.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N (default cpu)")
     parser.add_argument(
@@ -524,7 +545,7 @@ def _add_evaluate(commands: Any) -> None:
     )
     motion = parser.add_argument_group("motion following (cross-identity puppeteering; the videos drive avatars)")
     motion.add_argument(
-        "--avatar", type=Path, nargs="+", metavar="IMG", help="avatar images (default: the bundled avatar)"
+        "--avatar", type=path_argument, nargs="+", metavar="IMG", help="avatar images (default: the bundled avatar)"
     )
     motion.add_argument(
         "--avatar-crop", choices=("resize", "center", "face"), default="face", help="avatar framing (default face)"

@@ -7,9 +7,10 @@ A module of its own so that ``fomm.cli`` and ``fomm.train`` need not import each
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 from typing import NoReturn
 
-__all__ = ["CliError", "RaisingParser"]
+__all__ = ["CliError", "RaisingParser", "path_argument"]
 
 
 class CliError(Exception):
@@ -21,3 +22,11 @@ class RaisingParser(argparse.ArgumentParser):
 
     def error(self, message: str) -> NoReturn:
         raise CliError(message)
+
+
+def path_argument(text: str) -> Path:
+    """The ``type`` of path options: a :class:`~pathlib.Path`, but an empty string is refused (``Path("")`` is
+    ``Path(".")``, so errors would name the current folder instead of the empty argument)."""
+    if not text:
+        raise argparse.ArgumentTypeError("empty path")
+    return Path(text)

@@ -88,7 +88,7 @@ def build_parser(prog: str | None = None) -> argparse.ArgumentParser:
     from live.controls import help_lines
 
     keys = "\n".join("  " + line for line in help_lines())
-    from fomm.cli import RaisingParser
+    from fomm.cli_errors import RaisingParser, path_argument
 
     p = RaisingParser(
         prog=prog or prog_name(),
@@ -116,8 +116,12 @@ def build_parser(prog: str | None = None) -> argparse.ArgumentParser:
     src.add_argument("--capture-size", type=_size, metavar="WxH", help="requested webcam size, e.g. 1280x720")
     src.add_argument("--capture-fps", type=_fps, metavar="FPS", help="requested webcam frame rate")
     mdl = p.add_argument_group("model")
-    mdl.add_argument("--avatar", type=Path, help="avatar image or folder of images (default: the bundled portrait)")
-    mdl.add_argument("--checkpoint", type=Path, help="model: original .pth.tar or .safetensors (default: bundled)")
+    mdl.add_argument(
+        "--avatar", type=path_argument, help="avatar image or folder of images (default: the bundled portrait)"
+    )
+    mdl.add_argument(
+        "--checkpoint", type=path_argument, help="model: original .pth.tar or .safetensors (default: bundled)"
+    )
     mdl.add_argument("--config", dest="model_config", metavar="PRESET_OR_YAML", help="config of a .pth.tar file")
     mdl.add_argument("--device", help="cpu, cuda or cuda:N (default cpu)")
     mdl.add_argument(
@@ -133,7 +137,7 @@ def build_parser(prog: str | None = None) -> argparse.ArgumentParser:
     )
     mdl.add_argument(
         "--onnx-dir",
-        type=Path,
+        type=path_argument,
         metavar="DIR",
         help="--backend onnx or trt: graphs from `fomm export` instead of the export cache",
     )
@@ -169,11 +173,11 @@ def build_parser(prog: str | None = None) -> argparse.ArgumentParser:
     out.add_argument("--vcam-device", help="a specific virtual camera device, e.g. /dev/video2")
     out.add_argument("--vcam-backend", help="pyvirtualcam backend: v4l2loopback, obs or unitycapture")
     out.add_argument("--preview", action=argparse.BooleanOptionalAction, default=None, help="default: if a display")
-    out.add_argument("--output", type=Path, metavar="FILE.mp4", help="also record the avatar to a video file")
+    out.add_argument("--output", type=path_argument, metavar="FILE.mp4", help="also record the avatar to a video file")
     out.add_argument("--fps-cap", type=_fps, metavar="FPS", help="at most this many frames per second")
     out.add_argument("--no-overlay", dest="overlay", action="store_false", default=None, help="hide the overlay")
     out.add_argument("--passthrough", action="store_true", help="start showing the real camera (space toggles)")
-    out.add_argument("--stats", type=Path, metavar="FILE.json", help="write latency statistics here at exit")
+    out.add_argument("--stats", type=path_argument, metavar="FILE.json", help="write latency statistics here at exit")
     out.add_argument("--max-frames", type=_positive(int), metavar="N", help="stop after N frames")
     p.add_argument("--no-remember", dest="remember", action="store_false", help="ignore the settings file")
     p.add_argument("-v", "--verbose", action="store_true", help="debug logging")

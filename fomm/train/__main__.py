@@ -29,7 +29,7 @@ from typing import Any
 import torch
 
 from ..checkpoint import CheckpointError, load_checkpoint
-from ..cli_errors import CliError, RaisingParser
+from ..cli_errors import CliError, RaisingParser, path_argument
 from ..config import ConfigError, FommConfig, load_yaml_config, preset
 from ..model import build_fomm
 from .losses import FeatureNetworkError
@@ -117,10 +117,12 @@ def _keypoint_ids(text: str) -> tuple[int, ...]:
 def build_parser() -> argparse.ArgumentParser:
     parser = RaisingParser(prog=f"python -m {PROG}", description="Train the First Order Motion Model.")
     parser.add_argument(
-        "--data", type=Path, help="data set root (holds train/<video>...); with --resume: the run's by default"
+        "--data", type=path_argument, help="data set root (holds train/<video>...); with --resume: the run's by default"
     )
     parser.add_argument(
-        "--out", type=Path, help="run folder: logs, images, checkpoints; with --resume: the checkpoint's folder"
+        "--out",
+        type=path_argument,
+        help="run folder: logs, images, checkpoints; with --resume: the checkpoint's folder",
     )
     model = parser.add_mutually_exclusive_group()
     model.add_argument(
@@ -158,8 +160,10 @@ def build_parser() -> argparse.ArgumentParser:
         "--l1", type=_non_negative_float, help="weight of the pyramid L1 loss (default 0; 10 with none)"
     )
     parser.add_argument("--adversarial", action="store_true", help="train with the discriminator (LSGAN + FM)")
-    parser.add_argument("--resume", type=Path, help="continue a run: its checkpoint.safetensors (or folder)")
-    parser.add_argument("--init", type=Path, help="start from a checkpoint's weights (.pth.tar or .safetensors)")
+    parser.add_argument("--resume", type=path_argument, help="continue a run: its checkpoint.safetensors (or folder)")
+    parser.add_argument(
+        "--init", type=path_argument, help="start from a checkpoint's weights (.pth.tar or .safetensors)"
+    )
     parser.add_argument("--device", default=None, help="cpu, cuda or cuda:N (default cpu)")
     parser.add_argument("--workers", type=_int_at_least(0), help="DataLoader workers (default 4)")
     parser.add_argument("--image-size", type=_int_at_least(16), help="frame size (default: the config's)")
@@ -278,7 +282,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--checkpoint-every", type=_int_at_least(1), help="checkpoint interval (default 50)")
     parser.add_argument("--checkpoint-unit", choices=("epoch", "step"), help="unit of --checkpoint-every")
     parser.add_argument("--keep-checkpoints", action="store_true", help="also keep checkpoint-<step> snapshots")
-    parser.add_argument("--export-original", type=Path, help="at the end also write an original .pth.tar")
+    parser.add_argument("--export-original", type=path_argument, help="at the end also write an original .pth.tar")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
     return parser
 

@@ -446,6 +446,9 @@ BAD_CASES = {
     "frame rate too high": ({"--fps": "1e308"}, "--fps: expected a frame rate of 0.01 to 1000"),
     "frame rate too low": ({"--fps": "1e-9"}, "--fps: expected a frame rate of 0.01 to 1000"),
     "frame rate not a number": ({"--fps": "nan"}, "--fps"),
+    "empty checkpoint path": ({"--checkpoint": ""}, "argument --checkpoint: empty path"),
+    "empty source path": ({"--source": ""}, "argument --source: empty path"),
+    "empty output path": ({"--output": ""}, "argument --output: empty path"),
 }
 
 

@@ -718,6 +718,14 @@ def test_cli_unusable_out_is_one_line(tmp_path, capsys, out, message):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["notes.txt"]
 
 
+def test_cli_empty_path_is_named(tmp_path, capsys):
+    """``Path("")`` is ``Path(".")``: an empty argument is refused as such, not reported as the current folder."""
+    from fomm.train.__main__ import main
+
+    assert main(["--data", "", "--out", str(tmp_path / "run"), *CLI_ARGS]) == 2
+    assert capsys.readouterr().err.strip() == "fomm.train: error: argument --data: empty path"
+
+
 def test_cli_scales_set_the_perceptual_pyramid_and_resume_keeps_them(tmp_path, capsys):
     """``--scales`` (a coarse, cheaper stage) reaches the trainer's pyramid and the run's settings; ``--resume``
     keeps the run's scales unless given again; a bad list is a one-line error."""

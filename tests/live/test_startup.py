@@ -127,6 +127,8 @@ LIVE_BAD = {
     "best frame huge": (["--best-frame-seconds", "1e308", "--find-best-frame"], "<= 86400 (1 day), got '1e308'"),
     "hold huge": (["--hold-seconds", "1e308"], "--hold-seconds: expected a number of seconds >= 0 and <= 86400"),
     "reconnect inf": (["--reconnect-seconds", "inf"], "--reconnect-seconds: expected a number of seconds >= 0"),
+    "empty avatar path": (["--avatar", ""], "argument --avatar: empty path"),
+    "empty checkpoint path": (["--checkpoint", ""], "argument --checkpoint: empty path"),
 }
 
 
