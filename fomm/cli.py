@@ -336,7 +336,11 @@ def _add_export(commands: Any) -> None:
     )
     parser.add_argument("--config", metavar="PRESET_OR_YAML", help="preset name or original YAML file")
     parser.add_argument(
-        "--out", required=True, type=path_argument, metavar="DIR", help="output folder (empty or absent)"
+        "--out",
+        required=True,
+        type=path_argument,
+        metavar="DIR",
+        help="output folder: absent, empty, or an earlier export (replaced)",
     )
     parser.add_argument("--fp16", action="store_true", help="float16 graphs (for GPUs; default float32)")
     parser.add_argument(
