@@ -219,7 +219,10 @@ def build_parser() -> argparse.ArgumentParser:
         "cache folder on first use ($FOMM_CACHE_DIR, default ~/.cache/fomm-live/onnx)",
     )
     animate.add_argument(
-        "--onnx-dir", type=path_argument, metavar="DIR", help="--backend trt: graphs from `fomm export`"
+        "--onnx-dir",
+        type=path_argument,
+        metavar="DIR",
+        help="--backend onnx or trt: graphs from `fomm export` instead of the export cache",
     )
     animate.add_argument("--precision", choices=("fp32", "fp16"), default="fp32", help="--backend trt engines")
     animate.add_argument("--size", type=_frame_size, metavar="N", help="model input size (default: the config's)")
@@ -780,6 +783,16 @@ def _animate(args: argparse.Namespace) -> int:
     if args.best_frame is not None and not relative:
         logger.warning("--best-frame has no effect in absolute mode")
     config = _config_for(args.config)
+    if args.onnx_dir is not None:
+        if args.backend not in ("onnx", "trt"):
+            raise CliError(
+                f"--onnx-dir is for --backend onnx or trt (graphs from `fomm export`); --backend "
+                f"{args.backend} does not use it"
+            )
+        if not args.onnx_dir.is_dir():
+            raise CliError(
+                f"--onnx-dir {str(args.onnx_dir)!r} is not a folder; expected an export folder from `fomm export`"
+            )
     if args.backend == "onnx":
         from export.exporter import ExportError
         from export.runtime import import_onnxruntime
@@ -873,7 +886,7 @@ def _animate(args: argparse.Namespace) -> int:
         if args.backend == "trt":
             animator = _engine_animator(args, loaded.model, device, options, size)
         elif args.backend == "onnx":
-            animator = _onnx_animator(loaded.model, size, device, args.checkpoint, options)
+            animator = _onnx_animator(loaded.model, size, device, args.checkpoint, options, args.onnx_dir)
         animator.set_source(to_tensor(source, device=device))
         frames_iter = iter(driving)
         with _about("--driving"):
@@ -949,9 +962,15 @@ def _engine_animator(args: argparse.Namespace, model: fomm.Fomm, device: torch.d
 
 
 def _onnx_animator(
-    model: fomm.Fomm, size: int, device: torch.device, checkpoint: Path, options: fomm.AnimationOptions
+    model: fomm.Fomm,
+    size: int,
+    device: torch.device,
+    checkpoint: Path,
+    options: fomm.AnimationOptions,
+    onnx_dir: Path | None = None,
 ) -> Any:
-    """An animator on ONNX Runtime: the model's graphs at ``size`` from the export cache (exported first)."""
+    """An animator on ONNX Runtime: the model's graphs at ``size`` from ``onnx_dir`` (``--onnx-dir``, checked to
+    hold this model's weights) or the export cache (exported first)."""
     from export.backend import OnnxBackend
     from export.exporter import ExportError
 
@@ -960,9 +979,14 @@ def _onnx_animator(
         resized.load_state_dict(model.state_dict(), strict=False)
         model = resized
     try:
-        backend = OnnxBackend.from_model(model.cpu(), device=device, checkpoint=checkpoint)
+        backend = OnnxBackend.from_model(model.cpu(), device=device, checkpoint=checkpoint, folder=onnx_dir)
     except ExportError as exc:
-        raise CliError(f"--backend onnx: {exc}") from None
+        raise CliError(f"--{'onnx-dir' if onnx_dir is not None else 'backend onnx'}: {exc}") from None
+    if backend.image_size != size:
+        backend.close()
+        raise CliError(
+            f"--onnx-dir graphs are {backend.image_size}x{backend.image_size}; give --size {backend.image_size}"
+        )
     logger.info("backend: %s (graphs in %s)", backend.name, backend.export.folder)
     return fomm.BackendAnimator(backend, options)
 

@@ -228,3 +228,31 @@ def test_live_onnx_dir_errors_are_one_line(tmp_path, capsys, monkeypatch, args, 
     assert main(["--config", "tiny-256", "--no-remember", "--no-preview", "--max-frames", "1", *args]) == 2
     err = [line for line in capsys.readouterr().err.splitlines() if "error" in line]
     assert len(err) == 1 and err[0].startswith("run_live: error: ") and needle in err[0], err
+
+
+def test_animate_uses_the_onnx_dir(tmp_path, monkeypatch, capsys):
+    from export.cache import cached_export
+    from fomm.checkpoint import load_checkpoint
+    from fomm.cli import main
+    from fomm.media.assets import DEMO_MODEL
+    from fomm.media.video import open_frames
+
+    monkeypatch.setenv("FOMM_CACHE_DIR", str(tmp_path / "cache"))
+    folder, _ = cached_export(load_checkpoint(DEMO_MODEL).model, root=tmp_path / "exported")
+    out = tmp_path / "out.mp4"
+    base = ["animate", "--output", str(out), "--max-frames", "2", "--no-audio"]
+    assert main([*base, "--backend", "onnx", "--onnx-dir", str(folder)]) == 0
+    assert f"graphs in {folder}" in capsys.readouterr().err
+    assert not (tmp_path / "cache").exists()  # the given folder, not the cache
+    with open_frames(out) as frames:
+        assert sum(1 for _ in frames) == 2
+    out.unlink()
+    for args, needle in [
+        (["--onnx-dir", str(folder)], "--onnx-dir is for --backend onnx or trt (graphs from `fomm export`)"),
+        (["--backend", "onnx", "--onnx-dir", str(tmp_path / "missing")], "missing' is not a folder"),
+        (["--backend", "onnx", "--onnx-dir", str(folder), "--size", "128"], "graphs are 256x256; give --size 256"),
+    ]:
+        assert main([*base, *args]) == 2
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and err[0].startswith("fomm: error: ") and needle in err[0], err
+        assert not out.exists()
