@@ -347,13 +347,18 @@ def check_writable_file(path: str | Path, what: str = "output file") -> Path:
         raise MediaError(f"{what} {text!r}: {str(parent)!r} is not a folder")
     if path.exists() and not os.access(path, os.W_OK):
         raise MediaError(f"{what} {text!r} exists and cannot be overwritten (permission denied)")
-    probe = parent / f".{path.name}.{uuid.uuid4().hex[:8]}.probe"
+    _probe_folder(parent, f"{what} {text!r}")
+    return path
+
+
+def _probe_folder(folder: Path, named: str) -> None:
+    """Create and remove a temporary file in ``folder``; :class:`MediaError` (``named: ...``) when it cannot."""
+    probe = folder / f".fomm-write-check.{uuid.uuid4().hex[:8]}.probe"
     try:
         probe.touch(exist_ok=False)
     except OSError as exc:
-        raise MediaError(f"{what} {text!r}: the folder {str(parent)!r} is not writable ({exc.strerror})") from None
+        raise MediaError(f"{named}: the folder {str(folder)!r} is not writable ({exc.strerror})") from None
     probe.unlink(missing_ok=True)
-    return path
 
 
 def check_writable_folder(path: str | Path, what: str = "output folder") -> Path:
@@ -375,12 +380,7 @@ def check_writable_folder(path: str | Path, what: str = "output folder") -> Path
         existing = existing.parent
     if not existing.is_dir():
         raise MediaError(f"{what} {text!r}: {str(existing)!r} is a file, not a folder")
-    probe = existing / f".fomm-write-check.{uuid.uuid4().hex[:8]}.probe"
-    try:
-        probe.touch(exist_ok=False)
-    except OSError as exc:
-        raise MediaError(f"{what} {text!r}: the folder {str(existing)!r} is not writable ({exc.strerror})") from None
-    probe.unlink(missing_ok=True)
+    _probe_folder(existing, f"{what} {text!r}")
     return path
 
 
