@@ -876,7 +876,8 @@ def _animate(args: argparse.Namespace) -> int:
                             yield fit_driving(frame)
 
                     calibration_index, score = faces.find_best_frame(source_points, fitted(), landmarker)
-                logger.info("best frame: %d (score %.4g)", calibration_index, score)
+                if math.isfinite(score):  # else find_best_frame has said that no frame had a face
+                    logger.info("best frame: %d (score %.4g)", calibration_index, score)
 
         # 4. animate every frame in order. Relative motion of a frame depends only on that frame and the
         # calibration frame, so animating all frames forwards after calibrating on the best frame gives the
