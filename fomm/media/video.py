@@ -169,6 +169,14 @@ def _open_folder(path: Path, fps: Fraction | float | int | None) -> FrameSource:
     return FrameSource(info, frames())
 
 
+def _upright(image: np.ndarray, rotation: float) -> np.ndarray:
+    """``image`` as a player shows it: turned counterclockwise by ``rotation`` degrees, the angle of the stream's
+    display matrix (PyAV's ``VideoFrame.rotation``; phones record sideways and set it), to the nearest quarter
+    turn. FFmpeg and OpenCV apply it when they decode; PyAV leaves it to the caller."""
+    quarters = round((rotation or 0) / 90) % 4
+    return np.ascontiguousarray(np.rot90(image, quarters)) if quarters else image
+
+
 def _open_pyav(path: Path) -> FrameSource:
     av = import_av()
     name = str(path)
@@ -196,7 +204,7 @@ def _open_pyav(path: Path) -> FrameSource:
                 return None
             except av.error.FFmpegError as exc:
                 raise MediaError(f"video {name!r} cannot be decoded at frame {index}: {_reason(exc)}") from exc
-            return frame.to_ndarray(format="rgb24")
+            return _upright(frame.to_ndarray(format="rgb24"), getattr(frame, "rotation", 0))
 
         first = next_frame(0)
         if first is None:

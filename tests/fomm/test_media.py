@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import re
+import shutil
 import subprocess
 import sys
 from fractions import Fraction
@@ -409,3 +410,29 @@ def test_writer_rejects_size_changes(tmp_path: Path) -> None:
         writer.write(_pattern(16, 16))
         writer.write(_pattern(18, 16))
     assert not (tmp_path / "x.mp4").exists()
+
+
+@pytest.mark.skipif(shutil.which("ffmpeg") is None, reason="needs the ffmpeg executable to tag a rotation")
+@pytest.mark.parametrize("rotate", [90, 180, 270])
+def test_open_frames_applies_the_display_rotation(tmp_path: Path, rotate: int) -> None:
+    """A phone clip is stored sideways with a rotation tag: frames come out as players (and OpenCV) show them."""
+    landscape = _pattern(48, 64)
+    with VideoWriter(tmp_path / "stored.mp4", 10) as writer:
+        for _ in range(3):
+            writer.write(landscape)
+    tagged = tmp_path / f"rot{rotate}.mp4"
+    tag = ["-metadata:s:v:0", f"rotate={rotate}"]
+    subprocess.run(
+        ["ffmpeg", "-loglevel", "error", "-y", "-i", str(tmp_path / "stored.mp4"), "-c", "copy", *tag, str(tagged)],
+        check=True,
+    )
+    capture = cv2.VideoCapture(str(tagged))  # OpenCV applies the tag: the reference
+    ok, shown = capture.read()
+    capture.release()
+    assert ok and (shown.shape[:2] == (64, 48)) == (rotate != 180)
+    for backend in ("pyav", "cv2"):
+        with open_frames(tagged, backend=backend) as frames:
+            first = next(iter(frames))
+            assert (frames.info.width, frames.info.height) == (shown.shape[1], shown.shape[0])
+        assert first.shape == shown.shape, backend
+        assert np.abs(first.astype(int) - shown[:, :, ::-1].astype(int)).mean() < 3, backend
