@@ -168,6 +168,23 @@ def _onnx_backend(
         raise BackendError(f"--onnx-dir: {exc}" if config.onnx_dir is not None else str(exc)) from None
 
 
+def _switch_avatar(avatars: AvatarList, pipeline: PuppetPipeline, *, forward: bool) -> None:
+    """The next (or previous) avatar of the list that can be read; an image that cannot (changed or deleted
+    since the start) is skipped with a warning, and the session goes on with the avatar it has."""
+    from fomm.media.errors import MediaError
+
+    for _ in range(len(avatars)):
+        path = avatars.next() if forward else avatars.previous()
+        try:
+            image = _load_avatar(path)
+        except MediaError as exc:
+            logger.warning("avatar skipped: %s", exc)
+            continue
+        pipeline.set_source(image)
+        logger.info("avatar: %s", path)
+        return
+
+
 def _load_avatar(path: Path) -> np.ndarray:
     from fomm.media.image import load_image
 
@@ -247,9 +264,7 @@ def run(
 
         def on_action(action: Action) -> None:
             if action in (Action.NEXT_AVATAR, Action.PREVIOUS_AVATAR):
-                path = avatars.next() if action is Action.NEXT_AVATAR else avatars.previous()
-                pipeline.set_source(_load_avatar(path))
-                logger.info("avatar: %s", path)
+                _switch_avatar(avatars, pipeline, forward=action is Action.NEXT_AVATAR)
 
         capture, camera_text = open_capture(config)
         stack.callback(capture.close)

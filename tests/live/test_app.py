@@ -115,3 +115,33 @@ def test_stop_event_ends_the_run_cleanly(tmp_path: Path, vcam: type[RecordingBac
     assert vcam.instances[0].close_calls == 1
     assert json.loads((tmp_path / "stats.json").read_text())["frames"] == 10
     assert video_frames(tmp_path / "out.mp4")[0] == 10
+
+
+def test_switching_to_an_unreadable_avatar_skips_it(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    """An avatar that became unreadable during the session is skipped with a warning; the session goes on."""
+    import shutil
+
+    from fomm.media.assets import DEFAULT_AVATAR
+    from live.app import _switch_avatar
+    from live.controls import AvatarList
+
+    for name in ("a.png", "c.png"):
+        shutil.copy(DEFAULT_AVATAR, tmp_path / name)
+    (tmp_path / "b.png").write_bytes(b"not an image")
+
+    class Pipeline:
+        def __init__(self) -> None:
+            self.sources: list[tuple[int, ...]] = []
+
+        def set_source(self, image: np.ndarray) -> None:
+            self.sources.append(image.shape)
+
+    avatars, pipeline = AvatarList(tmp_path), Pipeline()
+    _switch_avatar(avatars, pipeline, forward=True)
+    assert avatars.current.name == "c.png" and len(pipeline.sources) == 1
+    assert "avatar skipped: image" in caplog.text and "b.png" in caplog.text
+    _switch_avatar(avatars, pipeline, forward=False)
+    assert avatars.current.name == "a.png" and len(pipeline.sources) == 2
+    (tmp_path / "c.png").unlink()  # deleted since: skipped too, back to the one that reads
+    _switch_avatar(avatars, pipeline, forward=True)
+    assert avatars.current.name == "a.png" and len(pipeline.sources) == 3
