@@ -258,10 +258,19 @@ def _remember(merged: Any) -> None:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the live tool; returns the exit status (2 for user errors, 1 when the camera was lost for good,
-    130 when interrupted twice)."""
+    130 when interrupted twice, or before the session started)."""
+    try:
+        return _main(argv)
+    except KeyboardInterrupt:  # Ctrl-C while torch and the model load, before the session's own handler
+        print(f"{prog_name().removesuffix('.py')}: interrupted", file=sys.stderr)
+        return 130
+
+
+def _main(argv: Sequence[str] | None) -> int:
     prog = prog_name()
     tag = prog.removesuffix(".py")
     logging.basicConfig(level=logging.INFO, format=f"{tag}: %(message)s", stream=sys.stderr)
+    logging.getLogger("torch").setLevel(logging.WARNING)  # its INFO lines (e.g. cache stats at exit) are not ours
     from fomm.cli import CliError
 
     try:

@@ -296,3 +296,16 @@ def test_hold_and_ease_seconds_reach_the_config() -> None:
     assert (config.hold_seconds, config.ease_seconds) == (3.0, 0.25)
     config, _ = _config(build_parser().parse_args(["--no-remember"]))
     assert (config.hold_seconds, config.ease_seconds) == (2.0, 1.0)
+
+
+def test_interrupt_while_the_libraries_load(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, capsys) -> None:
+    """Ctrl-C in the first second, before the checks and the session's own signal handler (imports)."""
+    import fomm.media.native_logs
+
+    def interrupted(*_args: object, **_kwargs: object) -> None:
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(fomm.media.native_logs, "route_native_logs", interrupted)
+    monkeypatch.chdir(tmp_path)
+    assert main(["--no-remember", "--no-preview", "--max-frames", "1"]) == 130
+    assert capsys.readouterr().err.strip().splitlines()[-1] == "run_live: interrupted"
