@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -208,11 +209,100 @@ class FommConfig:
 _COMMON_KEYS = {"num_kp", "num_channels", "estimate_jacobian"}
 
 
-def _known(cls: type, params: Mapping[str, Any], where: str) -> dict[str, Any]:
-    names = {f.name for f in dataclasses.fields(cls)}
-    unknown = sorted(set(params) - names)
-    _require(not unknown, f"unknown {where} parameter(s): {', '.join(unknown)}")
-    return dict(params)
+def _fail(where: str, expected: str, value: Any) -> ConfigError:
+    return ConfigError(f"{where}: expected {expected}, got {value!r}")
+
+
+def yaml_int(value: Any, where: str) -> int:
+    """``value`` read from a config file as an integer (``10``, ``10.0``, ``"10"``; not ``10.5``, ``true``).
+
+    Raises:
+        ConfigError: ``<where>: expected an integer, got <value>``.
+    """
+    if isinstance(value, int) and not isinstance(value, bool):
+        return value
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    if isinstance(value, str):
+        try:
+            return int(value.strip())
+        except ValueError:
+            pass
+    raise _fail(where, "an integer", value)
+
+
+def yaml_float(value: Any, where: str) -> float:
+    """``value`` read from a config file as a finite number (also a string such as ``"1e-3"``, which YAML 1.1
+    reads as a string).
+
+    Raises:
+        ConfigError: ``<where>: expected a number, got <value>``.
+    """
+    number: float | None = None
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        number = float(value)
+    elif isinstance(value, str):
+        try:
+            number = float(value.strip())
+        except ValueError:
+            number = None
+    if number is None or not math.isfinite(number):
+        raise _fail(where, "a number", value)
+    return number
+
+
+def yaml_bool(value: Any, where: str) -> bool:
+    """``value`` read from a config file as a boolean (``true``/``false``, or ``1``/``0``)."""
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, int) and value in (0, 1):
+        return bool(value)
+    raise _fail(where, "true or false", value)
+
+
+def yaml_floats(value: Any, where: str) -> tuple[float, ...]:
+    """``value`` read from a config file as a list of numbers."""
+    if not isinstance(value, list | tuple):
+        raise _fail(where, "a list of numbers", value)
+    return tuple(yaml_float(v, f"{where}[{i}]") for i, v in enumerate(value))
+
+
+def yaml_ints(value: Any, where: str) -> tuple[int, ...]:
+    """``value`` read from a config file as a list of integers."""
+    if not isinstance(value, list | tuple):
+        raise _fail(where, "a list of integers", value)
+    return tuple(yaml_int(v, f"{where}[{i}]") for i, v in enumerate(value))
+
+
+def yaml_mapping(value: Any, where: str) -> dict[str, Any]:
+    """``value`` read from a config file as a mapping; an empty entry (``null``) is an empty mapping."""
+    if value is None:
+        return {}
+    if not isinstance(value, Mapping):
+        raise _fail(where, "a mapping", value)
+    return dict(value)
+
+
+_FIELD_READERS: dict[str, Callable[[Any, str], Any]] = {
+    "int": yaml_int,
+    "float": yaml_float,
+    "bool": yaml_bool,
+    "tuple[float, ...]": yaml_floats,
+}
+
+
+def _known(cls: type, params: Any, where: str, path: str) -> dict[str, Any]:
+    """``params`` (the group ``path`` of a config file) checked against ``cls``'s fields, each value converted
+    to its field's type."""
+    params = yaml_mapping(params, path)
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    unknown = sorted(set(params) - set(fields))
+    _require(not unknown, f"unknown {where} parameter(s): {', '.join(map(str, unknown))}")
+    out = {}
+    for key, value in params.items():
+        reader = _FIELD_READERS.get(str(fields[key].type))
+        out[key] = reader(value, f"{path}.{key}") if reader is not None else value
+    return out
 
 
 def make_config(
@@ -231,25 +321,53 @@ def make_config(
     ``dense_motion=None`` gives a generator without a dense motion network (as in the original code when
     ``dense_motion_params`` is absent); pass ``{}`` for the defaults.
     """
-    common = dict(common or {})
-    unknown = sorted(set(common) - _COMMON_KEYS)
-    _require(not unknown, f"unknown common parameter(s): {', '.join(unknown)}")
-    num_kp = int(common.get("num_kp", 10))
-    num_channels = int(common.get("num_channels", 3))
-    estimate_jacobian = bool(common.get("estimate_jacobian", False))
+    return _make_config(
+        name,
+        common=common,
+        kp_detector=kp_detector,
+        generator=generator,
+        dense_motion=dense_motion,
+        discriminator=discriminator,
+        image_size=image_size,
+        align_corners=align_corners,
+        path="",
+    )
 
-    kp_params = _known(KeypointDetectorConfig, kp_detector or {}, "kp_detector")
+
+def _make_config(
+    name: str,
+    *,
+    common: Mapping[str, Any] | None,
+    kp_detector: Mapping[str, Any] | None,
+    generator: Mapping[str, Any] | None,
+    dense_motion: Mapping[str, Any] | None,
+    discriminator: Mapping[str, Any] | None,
+    image_size: int,
+    align_corners: bool,
+    path: str,
+) -> FommConfig:
+    """:func:`make_config`; errors in a value name it by its key in the original YAML, below ``path``."""
+    common = yaml_mapping(common, f"{path}common_params")
+    unknown = sorted(set(common) - _COMMON_KEYS)
+    _require(not unknown, f"unknown common parameter(s): {', '.join(map(str, unknown))}")
+    num_kp = yaml_int(common.get("num_kp", 10), f"{path}common_params.num_kp")
+    num_channels = yaml_int(common.get("num_channels", 3), f"{path}common_params.num_channels")
+    estimate_jacobian = yaml_bool(common.get("estimate_jacobian", False), f"{path}common_params.estimate_jacobian")
+
+    kp_params = _known(KeypointDetectorConfig, kp_detector, "kp_detector", f"{path}kp_detector_params")
     kp_cfg = KeypointDetectorConfig(
         **{**kp_params, "num_kp": num_kp, "num_channels": num_channels, "estimate_jacobian": estimate_jacobian}
     )
 
-    gen_params = dict(generator or {})
+    gen_params = yaml_mapping(generator, f"{path}generator_params")
     gen_params.pop("dense_motion_params", None)
-    gen_params = _known(GeneratorConfig, gen_params, "generator")
+    gen_params = _known(GeneratorConfig, gen_params, "generator", f"{path}generator_params")
     occlusion = bool(gen_params.get("estimate_occlusion_map", False))
     dm_cfg = None
     if dense_motion is not None:
-        dm_params = _known(DenseMotionConfig, dense_motion, "dense_motion")
+        dm_params = _known(
+            DenseMotionConfig, dense_motion, "dense_motion", f"{path}generator_params.dense_motion_params"
+        )
         dm_cfg = DenseMotionConfig(
             **{
                 **dm_params,
@@ -270,9 +388,7 @@ def make_config(
         }
     )
 
-    disc_params = _known(DiscriminatorConfig, discriminator or {}, "discriminator")
-    if "scales" in disc_params:
-        disc_params["scales"] = tuple(float(s) for s in disc_params["scales"])
+    disc_params = _known(DiscriminatorConfig, discriminator, "discriminator", f"{path}discriminator_params")
     disc_cfg = DiscriminatorConfig(**{**disc_params, "num_kp": num_kp, "num_channels": num_channels})
     return FommConfig(
         name=name,
@@ -443,19 +559,21 @@ def config_from_original(params: Mapping[str, Any], name: str = "custom") -> Fom
     _require(isinstance(params, Mapping), "config file must hold a mapping at its top level")
     model = params.get("model_params")
     _require(isinstance(model, Mapping), "config file has no 'model_params' section")
-    gen = dict(model.get("generator_params") or {})
+    gen = yaml_mapping(model.get("generator_params"), "model_params.generator_params")
     dense = gen.get("dense_motion_params")
-    dataset = params.get("dataset_params") or {}
-    shape = dataset.get("frame_shape") or dataset.get("image_shape")
-    image_size = int(shape[0]) if shape else 256
-    return make_config(
+    dataset = yaml_mapping(params.get("dataset_params"), "dataset_params")
+    shape_key = "frame_shape" if dataset.get("frame_shape") is not None else "image_shape"
+    shape = yaml_ints(dataset[shape_key], f"dataset_params.{shape_key}") if dataset.get(shape_key) else ()
+    return _make_config(
         name,
-        common=model.get("common_params") or {},
-        kp_detector=model.get("kp_detector_params") or {},
+        common=model.get("common_params"),
+        kp_detector=model.get("kp_detector_params"),
         generator=gen,
-        dense_motion=dict(dense) if dense is not None else None,
-        discriminator=model.get("discriminator_params") or {},
-        image_size=image_size,
+        dense_motion=dense if dense is not None else None,
+        discriminator=model.get("discriminator_params"),
+        image_size=shape[0] if shape else 256,
+        align_corners=True,
+        path="model_params.",
     )
 
 

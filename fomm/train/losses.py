@@ -32,7 +32,7 @@ from typing import Any, Protocol, runtime_checkable
 import torch
 from torch import nn
 
-from ..config import ConfigError
+from ..config import ConfigError, yaml_float, yaml_floats, yaml_mapping
 from ..discriminator import scale_key
 from ..geometry import inverse_2x2, make_coordinate_grid, warp
 from ..hashing import sha256_file
@@ -1053,7 +1053,14 @@ class LossWeights:
             "feature_matching",
             "l1",
         }
+        params = yaml_mapping(params, "train_params.loss_weights")
         unknown = sorted(set(params) - known)
         if unknown:
-            raise ConfigError(f"unknown loss_weights key(s): {', '.join(unknown)}")
-        return cls(**dict(params))
+            raise ConfigError(f"unknown loss_weights key(s): {', '.join(map(str, unknown))}")
+        values = {
+            key: (yaml_floats if key in ("perceptual", "feature_matching") else yaml_float)(
+                value, f"train_params.loss_weights.{key}"
+            )
+            for key, value in params.items()
+        }
+        return cls(**values)

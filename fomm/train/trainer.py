@@ -43,7 +43,7 @@ import os
 import random
 import time
 import warnings
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, NamedTuple
@@ -55,7 +55,7 @@ from torch import nn
 from torch.utils.data import DataLoader, Dataset, DistributedSampler
 
 from ..checkpoint import load_checkpoint, save_checkpoint
-from ..config import ConfigError
+from ..config import ConfigError, yaml_float, yaml_floats, yaml_int, yaml_ints, yaml_mapping
 from ..discriminator import scale_key
 from ..generator import GeneratorOutput
 from ..keypoints import Keypoints
@@ -234,29 +234,27 @@ class TrainConfig:
     @classmethod
     def from_original(cls, train_params: Mapping[str, Any], **overrides: Any) -> TrainConfig:
         """From an original YAML's ``train_params`` mapping (``checkpoint_freq`` is in epochs)."""
-        params = dict(train_params)
-        known = {
-            "num_epochs",
-            "num_repeats",
-            "epoch_milestones",
-            "lr_generator",
-            "lr_discriminator",
-            "lr_kp_detector",
-            "batch_size",
-            "scales",
-            "checkpoint_freq",
-            "transform_params",
-            "loss_weights",
+        params = yaml_mapping(train_params, "train_params")
+        readers: dict[str, Callable[[Any, str], Any]] = {
+            "num_epochs": yaml_int,
+            "num_repeats": yaml_int,
+            "epoch_milestones": yaml_ints,
+            "lr_generator": yaml_float,
+            "lr_discriminator": yaml_float,
+            "lr_kp_detector": yaml_float,
+            "batch_size": yaml_int,
+            "scales": yaml_floats,
+            "checkpoint_freq": yaml_int,
         }
-        unknown = sorted(set(params) - known)
+        unknown = sorted(set(params) - set(readers) - _NESTED)
         if unknown:
-            raise ConfigError(f"unknown train_params key(s): {', '.join(unknown)}")
-        values: dict[str, Any] = {k: params[k] for k in known & set(params) if k not in _NESTED}
+            raise ConfigError(f"unknown train_params key(s): {', '.join(map(str, unknown))}")
+        values: dict[str, Any] = {k: read(params[k], f"train_params.{k}") for k, read in readers.items() if k in params}
         if "checkpoint_freq" in values:
             values["checkpoint_every"] = values.pop("checkpoint_freq")
             values["checkpoint_unit"] = "epoch"
         if "transform_params" in params:
-            values["transform"] = TransformParams(**dict(params["transform_params"]))
+            values["transform"] = TransformParams.from_original(params["transform_params"])
         if "loss_weights" in params:
             values["loss_weights"] = LossWeights.from_original(params["loss_weights"])
         values.update(overrides)
@@ -301,7 +299,10 @@ def load_train_config(path: str | Path, **overrides: Any) -> TrainConfig:
     train = params.get("train_params") if isinstance(params, Mapping) else None
     if not isinstance(train, Mapping):
         raise ConfigError(f"config file {str(path)!r} has no 'train_params' section")
-    return TrainConfig.from_original(train, **overrides)
+    try:
+        return TrainConfig.from_original(train, **overrides)
+    except ConfigError as exc:
+        raise ConfigError(f"config file {str(path)!r}: {exc}") from exc
 
 
 # --- distributed ---------------------------------------------------------------------------------------------

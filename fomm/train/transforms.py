@@ -21,10 +21,11 @@ Coordinates are ``(x, y)`` in ``[-1, 1]`` (the convention of :mod:`fomm.geometry
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 
-from ..config import ConfigError
+from ..config import ConfigError, yaml_float, yaml_int, yaml_mapping
 from ..geometry import make_coordinate_grid, warp
 from .names import DEFAULT_SIGMA_AFFINE
 
@@ -52,6 +53,16 @@ class TransformParams:
             raise ConfigError(f"transform.sigma_tps must be >= 0, got {self.sigma_tps!r}")
         if self.points_tps < 2:
             raise ConfigError(f"transform.points_tps must be >= 2, got {self.points_tps!r}")
+
+    @classmethod
+    def from_original(cls, params: Any) -> TransformParams:
+        """From an original ``train_params.transform_params`` mapping (unknown keys are an error)."""
+        params = yaml_mapping(params, "train_params.transform_params")
+        readers = {"sigma_affine": yaml_float, "sigma_tps": yaml_float, "points_tps": yaml_int}
+        unknown = sorted(set(params) - set(readers))
+        if unknown:
+            raise ConfigError(f"unknown transform_params key(s): {', '.join(map(str, unknown))}")
+        return cls(**{k: readers[k](v, f"train_params.transform_params.{k}") for k, v in params.items()})
 
 
 class RandomTpsTransform:

@@ -592,6 +592,23 @@ def test_subprocess_errors_have_no_traceback(tiny: list[str], bad_files: dict[st
     assert not (tmp_path / "out.mp4").exists()
 
 
+def test_wrong_typed_yaml_config_is_one_line_exit_2(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("model_params: {common_params: {num_kp: abc}}\n")
+    converted = tmp_path / "c.safetensors"
+    for argv in (
+        ["info", str(ASSETS / "demo.safetensors"), "--config", str(bad)],
+        ["convert", "--checkpoint", str(ASSETS / "demo.safetensors"), "--config", str(bad), "--output", str(converted)],
+    ):
+        result = _run_module(*argv)
+        lines = _error_lines(result.stderr)
+        assert result.returncode == 2, result.stderr
+        assert len(lines) == 1 and "Traceback" not in result.stderr, result.stderr
+        assert lines[0].startswith("fomm: error: ") and str(bad) in lines[0]
+        assert "model_params.common_params.num_kp: expected an integer, got 'abc'" in lines[0]
+    assert not converted.exists()
+
+
 def test_subprocess_animate(tiny: list[str], tmp_path: Path) -> None:
     out = tmp_path / "cli.mp4"
     result = _run_module(

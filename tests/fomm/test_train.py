@@ -35,7 +35,7 @@ from fomm.train.losses import (
     lsgan_generator_loss,
     perceptual_pyramid_loss,
 )
-from fomm.train.trainer import TrainConfig, Trainer, TrainError
+from fomm.train.trainer import TrainConfig, Trainer, TrainError, load_train_config
 from fomm.train.transforms import RandomTpsTransform, TransformParams
 
 REPO = Path(__file__).resolve().parents[2]
@@ -291,6 +291,52 @@ def test_config_validation():
     assert config.batch_size == 36 and config.checkpoint_every == 50 and config.loss_weights.adversarial
     assert config.scales == (1.0, 0.5, 0.25, 0.125) and config.transform == TransformParams()
     assert TrainConfig.from_dict(json.loads(json.dumps(config.to_dict()))) == config
+
+
+@pytest.mark.parametrize(
+    ("train_params", "message"),
+    [
+        (
+            {"loss_weights": {"perceptual": ["x"]}},
+            "train_params.loss_weights.perceptual[0]: expected a number, got 'x'",
+        ),
+        (
+            {"loss_weights": {"perceptual": 10}},
+            "train_params.loss_weights.perceptual: expected a list of numbers, got 10",
+        ),
+        ({"loss_weights": {"l1": None}}, "train_params.loss_weights.l1: expected a number, got None"),
+        ({"loss_weights": [1]}, "train_params.loss_weights: expected a mapping, got [1]"),
+        ({"scales": ["abc"]}, "train_params.scales[0]: expected a number, got 'abc'"),
+        ({"scales": 1}, "train_params.scales: expected a list of numbers, got 1"),
+        (
+            {"transform_params": {"sigma_affine": "abc"}},
+            "train_params.transform_params.sigma_affine: expected a number, got 'abc'",
+        ),
+        (
+            {"transform_params": {"points_tps": 5.5}},
+            "train_params.transform_params.points_tps: expected an integer, got 5.5",
+        ),
+        ({"transform_params": {"sigma": 1}}, "unknown transform_params key(s): sigma"),
+        ({"transform_params": [1]}, "train_params.transform_params: expected a mapping, got [1]"),
+        ({"num_epochs": 10.5}, "train_params.num_epochs: expected an integer, got 10.5"),
+        ({"epoch_milestones": 3}, "train_params.epoch_milestones: expected a list of integers, got 3"),
+        ({"lr_generator": [1]}, "train_params.lr_generator: expected a number, got [1]"),
+    ],
+)
+def test_train_params_of_the_wrong_type_name_the_key(tmp_path, train_params, message):
+    path = tmp_path / "train.yaml"
+    path.write_text(json.dumps({"train_params": train_params}))  # JSON is YAML
+    with pytest.raises(ConfigError) as info:
+        load_train_config(path)
+    assert str(info.value) == f"config file {str(path)!r}: {message}"
+
+
+def test_train_params_read_loosely_typed_numbers():
+    config = TrainConfig.from_original(
+        {"num_epochs": 10.0, "lr_generator": "1e-3", "transform_params": {"sigma_affine": 0}, "scales": [1, "0.5"]}
+    )
+    assert config.num_epochs == 10 and type(config.num_epochs) is int and config.lr_generator == 0.001
+    assert config.transform.sigma_affine == 0.0 and config.scales == (1.0, 0.5)
 
 
 # --- feature networks -------------------------------------------------------------------------------------------
