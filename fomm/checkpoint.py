@@ -16,13 +16,13 @@ import logging
 import os
 import stat
 import uuid
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any, NamedTuple
 
 import torch
 
-from .config import PRESETS, FommConfig, config_from_dict, config_to_dict
+from .config import EXTRA_CONFIGS, PRESETS, FommConfig, config_from_dict, config_to_dict
 from .model import Fomm, build_fomm
 
 __all__ = [
@@ -172,10 +172,17 @@ def _sections_of(state: Mapping[str, Any]) -> tuple[str, ...]:
     return tuple(s for s in SECTIONS if isinstance(state.get(s), Mapping) and len(state[s]) > 0)
 
 
+def _candidates() -> dict[str, Callable[[], FommConfig]]:
+    """What :func:`matching_presets` tries, in this order: the released presets, then the project's own
+    configurations (``tiny-256``, ``demo-256``; e.g. a ``.pth.tar`` written by ``fomm.train --export-original``)."""
+    return {**PRESETS, **EXTRA_CONFIGS}
+
+
 def matching_presets(state: Mapping[str, Mapping[str, Any]]) -> list[str]:
-    """Names of the presets whose networks have exactly the keys and shapes of ``state``'s sections."""
+    """Names of the presets (released ones first, then :data:`~fomm.config.EXTRA_CONFIGS`) whose networks have
+    exactly the keys and shapes of ``state``'s sections."""
     sections = _sections_of(state)
-    return [name for name, make in PRESETS.items() if not any(_diff(_expected_shapes(make(), sections), state))]
+    return [name for name, make in _candidates().items() if not any(_diff(_expected_shapes(make(), sections), state))]
 
 
 def _summarise(label: str, items: list[str], limit: int = 4) -> str:
@@ -208,14 +215,15 @@ def _guess_preset(state: Mapping[str, Mapping[str, Any]], path: Path) -> FommCon
     fits = matching_presets(state)
     if not fits:
         raise CheckpointError(
-            f"checkpoint {str(path)!r} fits no preset ({', '.join(PRESETS)}): pass the model's original YAML config"
+            f"checkpoint {str(path)!r} fits no preset ({', '.join(_candidates())}): "
+            "pass the model's original YAML config"
         )
     stem = path.name.lower().replace("_", "-")
     named = [name for name in fits if name.removesuffix("-256") + "-" in stem + "-"]
     # the longest match wins: 'vox-adv-256' over 'vox-256' for vox-adv-cpk.pth.tar
     choice = max(named, key=len) if named else fits[0]
     logger.info("checkpoint %s: no config given, using preset %s (fits: %s)", path, choice, ", ".join(fits))
-    return PRESETS[choice]()
+    return _candidates()[choice]()
 
 
 # --- public API -------------------------------------------------------------------------------------------------

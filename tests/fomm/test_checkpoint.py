@@ -12,6 +12,7 @@ import torch
 
 import fomm
 from fomm.checkpoint import matching_presets, read_original_checkpoint
+from fomm.media.assets import DEMO_MODEL
 
 
 @pytest.fixture
@@ -79,6 +80,28 @@ def test_matching_presets_of_released_shapes():
     assert matching_presets(state) == ["vox-256", "bair-256", "nemo-256"]
     del state["discriminator"]  # the demo only needs these two: then every non-mgif preset fits
     assert "mgif-256" not in matching_presets(state) and len(matching_presets(state)) == 7
+
+
+def test_matching_presets_include_the_project_presets():
+    demo = fomm.load_checkpoint(DEMO_MODEL).model
+    state = {s: getattr(demo, s).state_dict() for s in ("kp_detector", "generator")}
+    assert matching_presets(state) == ["demo-256"]
+    tiny = fomm.build_fomm(fomm.preset("tiny-256"), with_discriminator=True, device="meta")
+    state = {s: getattr(tiny, s).state_dict() for s in ("kp_detector", "generator", "discriminator")}
+    assert matching_presets(state) == ["tiny-256"]
+
+
+def test_original_file_of_a_project_preset_loads_without_config(tmp_path):
+    # the layout Trainer.export_original writes (fomm.train --export-original)
+    torch.manual_seed(0)
+    model = fomm.build_fomm(fomm.preset("demo-256"), with_discriminator=True)
+    path = tmp_path / "exported.pth.tar"
+    sections = {"generator": model.generator, "kp_detector": model.kp_detector, "discriminator": model.discriminator}
+    torch.save({name: net.state_dict() for name, net in sections.items()} | {"epoch": 3}, path)
+    loaded = fomm.load_checkpoint(path)
+    assert loaded.config == fomm.preset("demo-256") and loaded.source_format == "original"
+    for (name, a), (_, b) in zip(loaded.model.state_dict().items(), model.state_dict().items(), strict=False):
+        assert torch.equal(a, b), name
 
 
 def test_bad_files_fail_with_one_clear_line(tiny_jac, tmp_path):

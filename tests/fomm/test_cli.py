@@ -609,6 +609,11 @@ def test_wrong_typed_yaml_config_is_one_line_exit_2(tmp_path: Path) -> None:
     assert not converted.exists()
 
 
+def test_info_names_the_project_preset_of_the_demo_model(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["info", str(ASSETS / "demo.safetensors")]) == 0
+    assert "fits presets: demo-256\n" in capsys.readouterr().out
+
+
 def test_subprocess_animate(tiny: list[str], tmp_path: Path) -> None:
     out = tmp_path / "cli.mp4"
     result = _run_module(
