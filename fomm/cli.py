@@ -699,7 +699,7 @@ def resolve_config(value: str | None) -> FommConfig:
     """A preset name or the path of an original YAML config file."""
     assert value is not None
     path = Path(value)
-    with _about(f"--config {value!r}"):
+    with _about("--config"):  # the errors name the file or the preset
         if path.suffix.lower() in (".yaml", ".yml") or path.is_file():
             return fomm.load_yaml_config(path)
         return fomm.preset(value)
