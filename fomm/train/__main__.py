@@ -450,7 +450,9 @@ def _dataset(args: argparse.Namespace, image_size: int, *, landmarks: bool = Fal
         landmark_points=_landmark_points(args),
         **_augmentation(args),
     )
-    return FramesDataset(config)
+    dataset = FramesDataset(config)
+    dataset.probe()  # a file that is no video is refused now, not when an epoch reaches it
+    return dataset
 
 
 def _user_errors() -> tuple[type[BaseException], ...]:
@@ -537,6 +539,15 @@ def run(args: argparse.Namespace) -> int:
             trainer.train()
         except KeyboardInterrupt:
             return EXIT_INTERRUPTED
+        except _user_errors() as exc:
+            saved = trainer.saved_on_error
+            if saved is None:
+                raise
+            message = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            raise CliError(
+                f"{message} (the run stopped at step {trainer.step}; its checkpoint is saved: continue with "
+                f"--resume {saved})"
+            ) from exc
         if args.export_original is not None and trainer.is_main:
             path = trainer.export_original(args.export_original)
             logger.info("wrote the original format: %s", path)

@@ -672,6 +672,28 @@ class FramesDataset(Dataset[dict[str, Any]]):
             out = degrade_webcam(out)
         return out.contiguous() if out is not driving else driving.clone()
 
+    def probe(self) -> None:
+        """Open every video file and decode its first frame (cheap: no full decode), so that a file that is no
+        video at all is refused before training rather than when an epoch first reaches it. Folders of frames
+        and strips are not read. A file that opens but is damaged further on still fails when decoded.
+
+        Raises:
+            DatasetError: the first video file that cannot be opened, one line naming it.
+        """
+        from fomm.media.errors import MediaError
+        from fomm.media.video import open_frames
+
+        for video in self.videos:
+            if video.suffix.lower() not in VIDEO_FILE_SUFFIXES or not video.is_file():
+                continue
+            try:
+                with open_frames(video, max_frames=1):
+                    pass
+            except MediaError as exc:
+                raise DatasetError(f"cannot decode {str(video)!r}: {_one_line(exc)}") from exc
+            except OSError as exc:
+                raise DatasetError(f"cannot read {str(video)!r}: {exc.strerror or _one_line(exc)}") from exc
+
     def verify(self) -> dict[str, int]:
         """Decode every video now (filling the cache as far as it goes) and return frame counts by name.
 

@@ -608,6 +608,8 @@ class Trainer:
         #: How the weights were made besides this run's settings (data, initial weights...), saved in every
         #: checkpoint's ``training`` record (:func:`fomm.checkpoint.read_training_record`).
         self.provenance: dict[str, Any] = {}
+        #: The checkpoint :meth:`train` saved when an error stopped it (``None``: none, or no error).
+        self.saved_on_error: Path | None = None
         self.train_seconds = 0.0  # training time of earlier processes of this run (resumed)
         self._started: float | None = None
         if self.device.type == "cuda" and not torch.cuda.is_available():
@@ -1000,7 +1002,9 @@ class Trainer:
     def train(self) -> Path | None:
         """Run until ``num_epochs`` or ``max_steps``; writes a final checkpoint. Returns its path (rank 0).
 
-        A ``KeyboardInterrupt`` writes a checkpoint before it propagates.
+        A ``KeyboardInterrupt`` writes a checkpoint before it propagates, and so does any other exception (e.g. a
+        :class:`~fomm.train.data.DatasetError` from a video that cannot be decoded): its path is then in
+        :attr:`saved_on_error` (``None`` when nothing could be saved).
         """
         cfg = self.config
         if self.is_main:
@@ -1047,6 +1051,11 @@ class Trainer:
             logger.warning("interrupted at step %d: saving a checkpoint", self.step)
             self.save()
             raise
+        except Exception as exc:
+            # A video that turns out undecodable mid-run (they are decoded lazily), a non-finite loss, ...:
+            # keep the steps done since the last periodic checkpoint, then let the error end the run.
+            self.saved_on_error = self._save_on_error(exc)
+            raise
         finally:
             if progress is not None:
                 progress.close()
@@ -1054,6 +1063,31 @@ class Trainer:
         if self.is_main:
             logger.info("finished at step %d (epoch %d): %s", self.step, self.epoch, path)
         return path if self.is_main else None
+
+    def _save_on_error(self, exc: BaseException) -> Path | None:
+        """Save the state reached when ``exc`` stops :meth:`train` (rank 0); ``None`` when nothing was saved.
+
+        Weights that are no longer finite are not saved (they would replace the last good checkpoint), nor are
+        any when saving fails too (logged; the original error is what the caller sees).
+        """
+        if not self.is_main:
+            return None
+        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        if not all(bool(torch.isfinite(p).all()) for p in self.model.parameters()):
+            logger.error(
+                "stopped at step %d by an error (%s): the weights are not finite, no checkpoint saved "
+                "(the last one in %s is kept)",
+                self.step,
+                reason,
+                self.out_dir,
+            )
+            return None
+        logger.warning("stopped at step %d by an error (%s): saving a checkpoint", self.step, reason)
+        try:
+            return self.save()
+        except Exception as save_exc:  # keep the first error as the one reported
+            logger.error("could not save a checkpoint at step %d: %s", self.step, save_exc)
+            return None
 
     def _checkpoint_due(self, end_of_epoch: bool) -> bool:
         cfg = self.config

@@ -742,6 +742,83 @@ def test_cli_trains_on_videos_and_refuses_to_overwrite(tmp_path, capsys):
     assert len(err) == 1 and err[0].startswith("fomm.train: error: ") and "does not exist" in err[0]
 
 
+def test_cli_refuses_a_file_that_is_no_video_before_training(tmp_path, capsys):
+    from fomm.train.__main__ import main
+
+    data = write_videos(tmp_path / "data")
+    (data / "train" / "zz.mp4").write_bytes(np.random.default_rng(0).integers(0, 256, 4000, np.uint8).tobytes())
+    out = tmp_path / "run"
+    args = ["--data", str(data), "--out", str(out), *CLI_ARGS, "--max-steps", "20", "--batch-size", "1"]
+    assert main([*args, "--workers", "0"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("fomm.train: error: cannot decode ") and "zz.mp4" in err[0]
+    assert not (out / "log.jsonl").exists()  # refused before the first step
+
+
+def test_cli_saves_a_checkpoint_when_a_video_fails_mid_run(tmp_path, capsys):
+    """A video that opens but cannot be used (decoded only when an epoch reaches it) ends the run with one line
+    naming it, after a checkpoint of the steps done, which the line points to."""
+    import cv2
+
+    from fomm.checkpoint import load_checkpoint
+    from fomm.train.__main__ import main
+
+    data = write_videos(tmp_path / "data", count=3)
+    (data / "train" / "zz").mkdir()
+    cv2.imwrite(str(data / "train" / "zz" / "0.png"), np.zeros((64, 64, 3), np.uint8))  # one frame: unusable
+    out = tmp_path / "run"
+    args = ["--data", str(data), "--out", str(out), *CLI_ARGS, "--max-steps", "40", "--batch-size", "1"]
+    assert main([*args, "--workers", "0"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("fomm.train: error: ") and "zz" in err[0], err
+    steps = [r["step"] for r in read_log(out)]
+    assert steps and steps[-1] < 40
+    checkpoint = out / "checkpoint.safetensors"
+    assert f"stopped at step {steps[-1]}" in err[0] and f"--resume {checkpoint}" in err[0]
+    assert load_checkpoint(checkpoint).step == steps[-1]
+    assert torch.load(out / "train_state.pt", weights_only=True)["step"] == steps[-1]
+
+
+def test_error_mid_run_saves_finite_weights_only(tmp_path, make_tiny, caplog):
+    class FailsOnThirdItem(MovingBlobs):
+        def __init__(self) -> None:
+            super().__init__(videos=6)
+            self.calls = 0
+
+        def __getitem__(self, index: int) -> dict[str, object]:
+            self.calls += 1
+            if self.calls == 3:
+                raise RuntimeError(f"item {index} is broken")
+            return super().__getitem__(index)
+
+    config = train_config(batch_size=1, max_steps=5)
+    for name, poison in (("good", False), ("nan", True)):
+        out = tmp_path / name
+        torch.manual_seed(0)
+        model = fomm.build_fomm(make_tiny(), with_discriminator=False)
+        with Trainer(model, config, FailsOnThirdItem(), out, features=TinyFeatures()) as trainer:
+            if poison:
+                original = trainer.train_step
+
+                def train_step(*args, original=original, model=model, **kwargs):
+                    result = original(*args, **kwargs)
+                    with torch.no_grad():
+                        next(model.generator.parameters()).fill_(float("nan"))
+                    return result
+
+                trainer.train_step = train_step
+            # the NaN weights of step 1 make step 2's loss non-finite, before the broken item is reached
+            with pytest.raises((RuntimeError, TrainError), match="not finite" if poison else "is broken"):
+                trainer.train()
+        if poison:  # weights that are not finite must not replace a good checkpoint
+            assert trainer.step == 1 and trainer.saved_on_error is None
+            assert not (out / "checkpoint.safetensors").exists()
+            assert "not finite, no checkpoint saved" in caplog.text
+        else:
+            assert trainer.step == 2 and trainer.saved_on_error == out / "checkpoint.safetensors"
+            assert torch.load(out / "train_state.pt", weights_only=True)["step"] == 2
+
+
 @pytest.mark.parametrize(
     ("out", "message"),
     [
