@@ -52,7 +52,7 @@ from fomm.config import FommConfig
 from fomm.hashing import sha256_file
 from fomm.media.errors import MediaError
 from fomm.model import Fomm
-from fomm.train.names import LANDMARK_CHOICES
+from fomm.train.names import LANDMARK_CHOICES, DatasetError
 
 if TYPE_CHECKING:
     from fomm.media.faces import Face, FaceLandmarker, YuNetLandmarker
@@ -70,6 +70,7 @@ __all__ = [
     "FaceObservation",
     "Reconstructor",
     "VideoMetrics",
+    "VideoStream",
     "dataset_videos",
     "evaluate",
     "format_table",
@@ -377,6 +378,7 @@ class VideoMetrics:
         akd_frames: frames in the AKD mean.
         aed_frames: frames in the AED mean.
         seconds: wall time (reconstruction, metrics, writing).
+        videos: the videos an overall row covers (``None`` in a video's row).
     """
 
     name: str
@@ -390,6 +392,7 @@ class VideoMetrics:
     akd_frames: int = 0
     aed_frames: int = 0
     seconds: float = 0.0
+    videos: int | None = None
 
 
 @dataclass
@@ -607,7 +610,8 @@ def evaluate(
             (e.g. a stand-in that returns the real frames, to check the metrics).
         videos: ``(name, frames)`` or ``(name, frames, fps)``, frames ``(T, S, S, 3)`` uint8 RGB at the model's
             input size; consumed once, one video in memory at a time (:func:`dataset_videos`,
-            :func:`iter_videos`).
+            :func:`iter_videos`). The videos a :class:`VideoStream` skipped (unreadable) are listed in
+            ``info["videos_skipped"]`` of the result (and ``results.json``).
         device: where the model runs (``None``: where it is; a checkpoint loads on the CPU).
         batch_size: frames per reconstruction step.
         out_dir: write ``results.json`` there and, with ``side_by_side``, ``videos/<name>.mp4`` (real on the
@@ -629,7 +633,8 @@ def evaluate(
         baseline's.
 
     Raises:
-        MediaError: a video is not ``(T, S, S, 3)`` uint8, there are no videos, or a face model is missing.
+        MediaError: a video is not ``(T, S, S, 3)`` uint8, there are no videos (or every one was skipped), or a
+            face model is missing.
         CheckpointError: an unreadable checkpoint or one that does not fit ``config``.
     """
     if batch_size < 1:
@@ -686,22 +691,43 @@ def evaluate(
     finally:
         if bar is not None:
             bar.close()
+    skipped: list[dict[str, str]] = list(getattr(videos, "skipped", []))
     if not rows:
+        if skipped:
+            first = skipped[0]
+            raise MediaError(
+                f"no test video could be read ({len(skipped)} skipped; {first['path']!r}: {first['reason']})"
+            )
         raise MediaError("no test videos to evaluate")
     overall = total.metrics("overall", faces=face_metrics is not None, seconds=time.perf_counter() - started)
+    overall.videos = len(rows)
     described = face_metrics.describe() if face_metrics is not None else {"landmarks": None, "identity": None}
     result = EvaluationResult(
         rows,
         overall,
         landmarks=described["landmarks"],
         identity=described["identity"],
-        info={"frame_size": size, "model": dict(description or model_info), "videos_written": written},
+        info={
+            "frame_size": size,
+            "model": dict(description or model_info),
+            "videos_written": written,
+            "videos_evaluated": len(rows),
+            "videos_skipped": skipped,
+        },
     )
+    if skipped:
+        logger.warning(
+            "%d of %d videos skipped (cannot be read): %s",
+            len(skipped),
+            len(rows) + len(skipped),
+            ", ".join(s["name"] for s in skipped),
+        )
     if copier is not None:
         result.baseline = baseline_rows
         result.baseline_overall = baseline_total.metrics(
             "overall", faces=face_metrics is not None, seconds=sum(r.seconds for r in baseline_rows)
         )
+        result.baseline_overall.videos = len(baseline_rows)
     if out_path is not None:
         results_path = out_path / "results.json"
         result.info["results"] = str(results_path)
@@ -762,6 +788,10 @@ def format_table(result: EvaluationResult, reference: bool = True) -> str:
         body.append(
             f"[{BASELINE_NAME}]: the baseline, every frame 'reconstructed' as frame 0 unchanged (doing nothing)."
         )
+    skipped = result.info.get("videos_skipped") or []
+    if skipped:
+        body.append(f"overall: {len(result.videos)} video(s); {len(skipped)} skipped (cannot be read):")
+        body += [f"  {s['name']}: {s['reason']}" for s in skipped]
     if reference:
         body.append(CAVEAT)
     return "\n".join(body)
@@ -853,41 +883,75 @@ def _video_name(path: Path) -> str:
     return path.stem if path.suffix.lower() in VIDEO_SUFFIXES | IMAGE_SUFFIXES else path.name
 
 
+class VideoStream(Iterator[tuple[str, np.ndarray, float]]):
+    """``(name, frames, fps)`` of videos read one at a time; a video that cannot be read (a
+    :class:`MediaError` or :class:`~fomm.train.names.DatasetError` while decoding it) is skipped with a warning
+    naming it and the reason, and listed in :attr:`skipped`, so that the other videos are still evaluated.
+
+    Args:
+        readers: ``(name, path, read)`` per video, ``read()`` returning ``(frames, fps)``.
+    """
+
+    def __init__(self, readers: Iterable[tuple[str, Path, Any]]) -> None:
+        self._readers = iter(readers)
+        #: ``{"name", "path", "reason"}`` of each video skipped so far.
+        self.skipped: list[dict[str, str]] = []
+
+    def __iter__(self) -> VideoStream:
+        return self
+
+    def __next__(self) -> tuple[str, np.ndarray, float]:
+        for name, path, read in self._readers:
+            try:
+                frames, fps = read()
+            except (MediaError, DatasetError) as exc:
+                text = str(exc).strip().splitlines()
+                reason = text[0] if text else type(exc).__name__
+                logger.warning("skipping video %s: %s", path, reason)
+                self.skipped.append({"name": name, "path": str(path), "reason": reason})
+                continue
+            return name, frames, float(fps)
+        raise StopIteration
+
+
 def iter_videos(
     paths: Iterable[str | Path], size: int, *, max_frames: int | None = None, crop: str = "resize"
-) -> Iterator[tuple[str, np.ndarray, float]]:
+) -> VideoStream:
     """``(name, frames, fps)`` for each path (read lazily, one at a time); frames as :func:`read_video`, the
-    name is the file stem or folder name, fps the file's (25 for folders and strips)."""
-    for path in paths:
-        path = Path(path)
-        frames, fps = _read(path, size, max_frames, crop)
-        yield _video_name(path), frames, fps
+    name is the file stem or folder name, fps the file's (25 for folders and strips). A video that cannot be
+    read is skipped (:class:`VideoStream`)."""
+
+    def readers() -> Iterator[tuple[str, Path, Any]]:
+        for path in map(Path, paths):
+            yield _video_name(path), path, lambda path=path: _read(path, size, max_frames, crop)
+
+    return VideoStream(readers())
 
 
-def dataset_videos(
-    root: str | Path, size: int, *, max_frames: int | None = None
-) -> Iterator[tuple[str, np.ndarray, float]]:
+def dataset_videos(root: str | Path, size: int, *, max_frames: int | None = None) -> VideoStream:
     """``(name, frames, fps)`` for each test video of a dataset in the original layout (``root/test/<video>``),
     read lazily with :class:`fomm.train.data.VideoReconstructionDataset` (or :func:`iter_videos` without it).
+    A video that cannot be read is skipped (:class:`VideoStream`).
 
     The layout is checked here, before anything is decoded.
 
     Raises:
-        MediaError: no ``root/test`` folder or no videos in it (here); a video that cannot be used (while
-            iterating).
+        MediaError: no ``root/test`` folder or no videos in it.
     """
     paths = list_test_videos(root)
     try:
-        from fomm.train.data import DatasetError, VideoReconstructionDataset
+        from fomm.train.data import VideoReconstructionDataset
     except ImportError:
         return iter_videos(paths, size, max_frames=max_frames)
+    try:
+        dataset = VideoReconstructionDataset(root, image_size=size, split="test", max_frames_per_video=max_frames)
+    except DatasetError as exc:
+        raise MediaError(str(exc)) from exc
 
-    def read() -> Iterator[tuple[str, np.ndarray, float]]:
-        try:
-            dataset = VideoReconstructionDataset(root, image_size=size, split="test", max_frames_per_video=max_frames)
-            for item in dataset:
-                yield _video_name(Path(item["name"])), item["video"], float(item["fps"])
-        except DatasetError as exc:
-            raise MediaError(str(exc)) from exc
+    def read(index: int) -> tuple[np.ndarray, float]:
+        item = dataset[index]
+        return item["video"], item["fps"]
 
-    return read()
+    return VideoStream(
+        (_video_name(path), path, lambda index=index: read(index)) for index, path in enumerate(dataset.videos)
+    )

@@ -504,6 +504,8 @@ def evaluate_motion(
         puppeteer: the model (a :class:`Fomm`, run as :class:`AnimatorPuppeteer`) or any :class:`Puppeteer`.
         avatars: ``(name, image)``, images ``(S, S, 3)`` uint8 RGB at the model's size.
         drivers: ``(name, frames)`` or ``(name, frames, fps)``, frames ``(T, S, S, 3)`` uint8 RGB; consumed once.
+            The clips a :class:`fomm.train.evaluate.VideoStream` skipped (unreadable) are listed in
+            ``info["clips_skipped"]`` of the result (``motion.json``).
         landmarks: a :class:`MotionLandmarks` or its ``kind``.
         batch_size: frames per animation step.
         out_dir: write ``videos/<avatar>__<driver>.mp4`` there (driver | output side by side).
@@ -582,11 +584,11 @@ def evaluate_motion(
                 _fmt(model_row.signals["roll"].amplitude),
                 _fmt(model_row.signals["mouth"].correlation) if "mouth" in model_row.signals else "n/a",
             )
+    skipped = list(getattr(drivers, "skipped", []))  # unreadable clips a VideoStream skipped
     if not clips:
-        raise MediaError("no driving clips to evaluate")
-    return MotionResult(
-        rows, marks.info, {"seconds": time.perf_counter() - started, "avatars": [a for a, _ in avatars]}
-    )
+        raise MediaError("no driving clips to evaluate" + (f" ({len(skipped)} could not be read)" if skipped else ""))
+    info = {"seconds": time.perf_counter() - started, "avatars": [a for a, _ in avatars], "clips_skipped": skipped}
+    return MotionResult(rows, marks.info, info)
 
 
 # --- table ------------------------------------------------------------------------------------------------------

@@ -294,6 +294,40 @@ def test_evaluate_command_with_the_official_tiny_checkpoint(
         args.run(args)
 
 
+def test_fomm_evaluate_skips_an_unreadable_video_and_keeps_the_others(
+    make_tiny, tmp_path: Path, capsys: pytest.CaptureFixture[str], caplog: pytest.LogCaptureFixture
+) -> None:
+    """A test video that cannot be decoded (after others were evaluated) is skipped and recorded, the others'
+    results are written; when no video can be read: one line, exit 2."""
+    from fomm.checkpoint import save_checkpoint
+    from fomm.cli import main
+
+    checkpoint = save_checkpoint(tmp_path / "tiny.safetensors", fomm.build_fomm(make_tiny(size=64)))
+    test = tmp_path / "data" / "test"
+    test.mkdir(parents=True)
+    shutil.copy(CLIP, test / "a.mp4")
+    (test / "z.mp4").write_bytes(CLIP.read_bytes()[:2000])  # truncated
+    out = tmp_path / "eval"
+    argv = ["evaluate", "--checkpoint", str(checkpoint), "--no-motion", "--landmarks", "off", "--quiet"]
+    with caplog.at_level(logging.WARNING):
+        assert main([*argv, "--data", str(tmp_path / "data"), "--out", str(out), "--max-frames", "3"]) == 0
+    assert any("z.mp4" in r.getMessage() and "skipping" in r.getMessage() for r in caplog.records)
+    data = json.loads((out / "results.json").read_text())
+    assert [v["name"] for v in data["videos"]] == ["a"] and data["overall"]["videos"] == 1
+    assert data["baseline"]["overall"]["videos"] == 1 and data["videos_evaluated"] == 1
+    [skipped] = data["videos_skipped"]
+    assert skipped["name"] == "z" and skipped["path"] == str(test / "z.mp4") and "z.mp4" in skipped["reason"]
+    assert "1 skipped" in capsys.readouterr().out
+
+    (test / "a.mp4").write_bytes(b"not a video")
+    assert main([*argv, "--data", str(tmp_path / "data"), "--out", str(tmp_path / "eval2")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    errors = [line for line in err if line.startswith("fomm: error:")]  # the warnings name each skipped video
+    assert errors == err[-1:] and err[-1].startswith("fomm: error: no test video could be read (2 skipped"), err
+    assert not any("Traceback" in line for line in err)
+    assert not (tmp_path / "eval2" / "results.json").exists()
+
+
 def test_fomm_evaluate_bad_checkpoint_is_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     from fomm.cli import main
 
