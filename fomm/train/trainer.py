@@ -991,6 +991,15 @@ class Trainer:
             late = bool(flag.item())
         return late
 
+    def _already_done(self) -> str | None:
+        """Why the run has no step left before it starts (a resumed run already at its end), else ``None``."""
+        cfg = self.config
+        if cfg.max_steps is not None and self.step >= cfg.max_steps:
+            return f"the run is at step {self.step} and --max-steps is {cfg.max_steps}; give a larger --max-steps"
+        if self.epoch >= cfg.num_epochs:
+            return f"the run has done its {cfg.num_epochs} epochs; give more epochs or --max-steps"
+        return None
+
     def _should_stop(self) -> bool:
         if self.config.max_steps is not None and self.step >= self.config.max_steps:
             return True
@@ -1020,6 +1029,9 @@ class Trainer:
                 self.total_steps,
                 self.device,
             )
+            done = self._already_done()
+            if done:
+                logger.warning("nothing to train: %s", done)
         progress = self._progress()
         self._started = time.perf_counter()
         self._last_log_time = time.perf_counter()

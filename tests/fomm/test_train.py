@@ -483,6 +483,15 @@ def test_resume_with_worker_processes_continues_exactly(tmp_path, make_tiny):
         assert torch.equal(b, c), name
 
 
+def test_resuming_a_finished_run_says_there_is_nothing_to_train(tmp_path, make_tiny, caplog):
+    out = tmp_path / "run"
+    run(make_tiny, out, train_config(max_steps=3))
+    assert "nothing to train" not in caplog.text
+    run(make_tiny, out, train_config(max_steps=2), resume=out / "checkpoint.safetensors")
+    assert "nothing to train: the run is at step 3 and --max-steps is 2; give a larger --max-steps" in caplog.text
+    assert fomm.load_checkpoint(out / "checkpoint.safetensors").step == 3  # nothing trained, nothing lost
+
+
 def test_resume_needs_the_train_state(tmp_path, make_tiny):
     out = tmp_path / "run"
     run(make_tiny, out, train_config(max_steps=1))
