@@ -172,7 +172,8 @@ def locate_model(
         chosen_path = Path(chosen)
         origin = f"{what} model" if path is not None else f"{what} model ({env})"
         if not chosen_path.is_file():
-            raise MediaError(f"{origin} {str(chosen_path)!r} does not exist; {hint}")
+            problem = "is a folder, not the model file" if chosen_path.is_dir() else "does not exist"
+            raise MediaError(f"{origin} {str(chosen_path)!r} {problem}; {hint}")
         if sha256_file(chosen_path) != sha256:
             logger.info("%s model %s is not %s (different SHA-256)", what, chosen_path, reference)
         return chosen_path

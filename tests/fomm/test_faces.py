@@ -132,6 +132,13 @@ def test_yunet_env_var_to_missing_file(tmp_path: Path, monkeypatch: pytest.Monke
     assert YUNET_ENV in str(info.value)
 
 
+def test_yunet_env_var_to_a_folder_says_so(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv(YUNET_ENV, str(tmp_path))
+    with pytest.raises(MediaError, match="is a folder, not the model file") as info:
+        find_yunet_model()
+    assert YUNET_ENV in str(info.value) and "does not exist" not in str(info.value)
+
+
 def test_yunet_explicit_path_wins(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     model = tmp_path / "other-yunet.onnx"
     model.write_bytes(b"another release")
