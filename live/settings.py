@@ -200,7 +200,8 @@ def load_settings(path: str | Path | None = None) -> Settings:
             values[key] = coerced
         else:
             most = f" and <= {_MOST[key]:g}" if key in _MOST else ""
-            expected = {"bool": "true or false", "float": f"a number > 0{most}"}.get(kinds[key], "a text")
+            text = "a size WIDTHxHEIGHT (e.g. 640x480)" if key == "vcam_size" else "a text"
+            expected = {"bool": "true or false", "float": f"a number > 0{most}"}.get(kinds[key], text)
             logger.warning("settings file %s: key %r = %r is not %s; using the default", path, key, value, expected)
     return Settings(**values, extra=extra)
 

@@ -213,6 +213,8 @@ def test_wrong_types_are_ignored_with_a_warning(settings_file: Path, caplog: pyt
     assert loaded == Settings(camera="1", relative=True)
     for key in ("mirror", "fps_cap", "vcam_size", "avatar"):
         assert key in caplog.text
+    assert "key 'vcam_size' = 'big' is not a size WIDTHxHEIGHT (e.g. 640x480)" in caplog.text
+    assert "key 'avatar' = 5 is not a text" in caplog.text
 
 
 @pytest.mark.parametrize("text", ["Infinity", "NaN", "1e308"])
