@@ -758,9 +758,12 @@ class _Fitter:
 
 
 def _progress(total: int | None, desc: str, quiet: bool) -> Any:
+    """A progress bar on stderr when it is a terminal (``disable=None``: none in a log file, where the bar's
+    carriage returns would run into the next lines), never with ``--quiet``."""
     from tqdm import tqdm
 
-    return tqdm(total=total, desc=desc, unit="frame", file=sys.stderr, disable=quiet, leave=False, dynamic_ncols=True)
+    disable = True if quiet else None
+    return tqdm(total=total, desc=desc, unit="frame", file=sys.stderr, disable=disable, leave=False, dynamic_ncols=True)
 
 
 # --- commands -------------------------------------------------------------------------------------------------

@@ -657,7 +657,7 @@ def evaluate(
 
         from tqdm import tqdm
 
-        bar = tqdm(desc="evaluating", unit="frame", file=sys.stderr, leave=False, dynamic_ncols=True)
+        bar = tqdm(desc="evaluating", unit="frame", file=sys.stderr, leave=False, dynamic_ncols=True, disable=None)
     try:
         for item in videos:
             name, frames = item[0], item[1]

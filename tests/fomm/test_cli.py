@@ -124,6 +124,7 @@ def test_animate_bundled_clip(tiny: list[str], tmp_path: Path, capsys: pytest.Ca
     err = capsys.readouterr().err
     assert "wrote" in err and "40 frames" in err and str(out) in err
     assert "Traceback" not in err
+    assert "\r" not in err and "animating" not in err  # stderr is not a terminal here: no progress bar in the log
     assert [p.name for p in tmp_path.iterdir()] == ["out.mp4"]
 
 
