@@ -211,25 +211,25 @@ class EngineCache:
         return check_engine(self.folder / key.filename, key, self.trt)
 
     def check_writable(self) -> None:
-        """Create the folder if needed; :class:`EngineError` (one line) when engines cannot be written there.
-
-        Called before a build, so that minutes of building are not lost to a folder that cannot take the result.
+        """:class:`EngineError` (one line) when engines cannot be written to the folder (or it cannot be created);
+        called before a build, so that minutes of building are not lost to a folder that cannot take the result.
         """
+        from fomm.media.errors import MediaError
+        from fomm.media.video import check_writable_folder
+
         try:
-            self.folder.mkdir(parents=True, exist_ok=True)
-        except OSError as exc:
-            raise EngineError(f"engine cache folder {str(self.folder)!r} cannot be created ({exc.strerror})") from None
-        if not os.access(self.folder, os.W_OK | os.X_OK):
-            raise EngineError(f"engine cache folder {str(self.folder)!r} is not writable")
+            check_writable_folder(self.folder, "engine cache folder")
+        except MediaError as exc:
+            raise EngineError(str(exc)) from None
 
     def store(self, key: EngineKey, blob: bytes, **extra: Any) -> Path:
         """Write the engine and its key file atomically (a crash leaves no half-written engine under the name)."""
-        self.check_writable()
         path = self.folder / key.filename
         tmp = path.with_suffix(".engine.tmp")
         sidecar_tmp = _sidecar(path).with_suffix(".json.tmp")
         meta = {"key": asdict(key), "engine_sha256": hashlib.sha256(blob).hexdigest(), **extra}
         try:
+            self.folder.mkdir(parents=True, exist_ok=True)
             tmp.write_bytes(blob)
             sidecar_tmp.write_text(json.dumps(meta, indent=1, sort_keys=True))
             os.replace(tmp, path)

@@ -17,7 +17,7 @@ from pathlib import Path
 import fomm
 from fomm.config import config_to_dict
 
-from .exporter import ExportError, ExportOptions, check_destination, export_model, load_manifest, weights_sha256
+from .exporter import ExportError, ExportOptions, export_model, load_manifest, weights_sha256
 
 __all__ = ["cache_key", "cache_root", "cached_export"]
 
@@ -32,18 +32,16 @@ def cache_root() -> Path:
     return Path(base) / "fomm-live" / "onnx"
 
 
-def _check_cache_folder(folder: Path, *, named_by_env: bool) -> None:
-    """:class:`ExportError` naming the cache (and ``$FOMM_CACHE_DIR`` when it chose it) if ``folder`` cannot be
+def _check_cache_folder(root: Path, *, named_by_env: bool) -> None:
+    """:class:`ExportError` naming the cache (and ``$FOMM_CACHE_DIR`` when it chose it) if ``root`` cannot be
     written, before any export work."""
+    from fomm.media.errors import MediaError
+    from fomm.media.video import check_writable_folder
+
     try:
-        folder.parent.mkdir(parents=True, exist_ok=True)
-        check_destination(folder)
-    except (OSError, ExportError) as exc:
-        reason = (exc.strerror or str(exc)) if isinstance(exc, OSError) else str(exc)
-        where = "$FOMM_CACHE_DIR" if named_by_env else "the ONNX cache folder"
-        raise ExportError(
-            f"{where} {str(folder.parent)!r} cannot be written ({reason}); set FOMM_CACHE_DIR to a writable folder"
-        ) from None
+        check_writable_folder(root, "$FOMM_CACHE_DIR" if named_by_env else "the ONNX cache folder")
+    except MediaError as exc:
+        raise ExportError(f"{exc}; set FOMM_CACHE_DIR to a writable folder") from None
 
 
 def cache_key(config: fomm.FommConfig, digest: str, options: ExportOptions) -> str:
@@ -87,7 +85,7 @@ def cached_export(
             reason = str(exc)
         logger.warning("stale ONNX cache %s (%s): exporting again", folder, reason)
         shutil.rmtree(folder, ignore_errors=True)
-    _check_cache_folder(folder, named_by_env=root is None and bool(os.environ.get("FOMM_CACHE_DIR")))
+    _check_cache_folder(folder.parent, named_by_env=root is None and bool(os.environ.get("FOMM_CACHE_DIR")))
     logger.info("exporting the ONNX graphs to %s (first use of these weights and options)", folder)
     export_model(model, folder, options, checkpoint=checkpoint)
     return folder, True

@@ -223,11 +223,8 @@ def yaml_int(value: Any, where: str) -> int:
         return value
     if isinstance(value, float) and value.is_integer():
         return int(value)
-    if isinstance(value, str):
-        try:
-            return int(value.strip())
-        except ValueError:
-            pass
+    if isinstance(value, str) and value.strip().lstrip("+-").isdigit():
+        return int(value.strip())
     raise _fail(where, "an integer", value)
 
 
@@ -315,38 +312,14 @@ def make_config(
     discriminator: Mapping[str, Any] | None = None,
     image_size: int = 256,
     align_corners: bool = True,
+    path: str = "",
 ) -> FommConfig:
     """Build a :class:`FommConfig` from parameter groups named as in the original YAML files.
 
     ``dense_motion=None`` gives a generator without a dense motion network (as in the original code when
-    ``dense_motion_params`` is absent); pass ``{}`` for the defaults.
+    ``dense_motion_params`` is absent); pass ``{}`` for the defaults. Each value is type-checked; an error names
+    it by its key in the original YAML, after ``path`` (e.g. ``"model_params."``).
     """
-    return _make_config(
-        name,
-        common=common,
-        kp_detector=kp_detector,
-        generator=generator,
-        dense_motion=dense_motion,
-        discriminator=discriminator,
-        image_size=image_size,
-        align_corners=align_corners,
-        path="",
-    )
-
-
-def _make_config(
-    name: str,
-    *,
-    common: Mapping[str, Any] | None,
-    kp_detector: Mapping[str, Any] | None,
-    generator: Mapping[str, Any] | None,
-    dense_motion: Mapping[str, Any] | None,
-    discriminator: Mapping[str, Any] | None,
-    image_size: int,
-    align_corners: bool,
-    path: str,
-) -> FommConfig:
-    """:func:`make_config`; errors in a value name it by its key in the original YAML, below ``path``."""
     common = yaml_mapping(common, f"{path}common_params")
     unknown = sorted(set(common) - _COMMON_KEYS)
     _require(not unknown, f"unknown common parameter(s): {', '.join(map(str, unknown))}")
@@ -560,16 +533,15 @@ def config_from_original(params: Mapping[str, Any], name: str = "custom") -> Fom
     model = params.get("model_params")
     _require(isinstance(model, Mapping), "config file has no 'model_params' section")
     gen = yaml_mapping(model.get("generator_params"), "model_params.generator_params")
-    dense = gen.get("dense_motion_params")
     dataset = yaml_mapping(params.get("dataset_params"), "dataset_params")
     shape_key = "frame_shape" if dataset.get("frame_shape") is not None else "image_shape"
     shape = yaml_ints(dataset[shape_key], f"dataset_params.{shape_key}") if dataset.get(shape_key) else ()
-    return _make_config(
+    return make_config(
         name,
         common=model.get("common_params"),
         kp_detector=model.get("kp_detector_params"),
         generator=gen,
-        dense_motion=dense if dense is not None else None,
+        dense_motion=gen.get("dense_motion_params"),
         discriminator=model.get("discriminator_params"),
         image_size=shape[0] if shape else 256,
         align_corners=True,

@@ -992,7 +992,7 @@ class Trainer:
         return late
 
     def _already_done(self) -> str | None:
-        """Why the run has no step left before it starts (a resumed run already at its end), else ``None``."""
+        """Why the run has no step left (its --max-steps or epochs reached), else ``None``."""
         cfg = self.config
         if cfg.max_steps is not None and self.step >= cfg.max_steps:
             return f"the run is at step {self.step} and --max-steps is {cfg.max_steps}; give a larger --max-steps"
@@ -1001,12 +1001,12 @@ class Trainer:
         return None
 
     def _should_stop(self) -> bool:
-        if self.config.max_steps is not None and self.step >= self.config.max_steps:
+        if self._already_done() is not None:
             return True
         if self._out_of_time():
             logger.info("time limit of %s minutes reached at step %d", self.config.max_minutes, self.step)
             return True
-        return self.epoch >= self.config.num_epochs
+        return False
 
     def train(self) -> Path | None:
         """Run until ``num_epochs`` or ``max_steps``; writes a final checkpoint. Returns its path (rank 0).

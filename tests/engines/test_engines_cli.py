@@ -31,7 +31,7 @@ def test_build_then_inspect(trt, tiny_graph, tmp_path: Path, capsys: pytest.Capt
         (["inspect", "{tmp}/foreign.engine"], "cannot be inspected: no key file foreign.json (not built by this tool)"),
         (["inspect", "{tmp}"], "is a folder"),
         (["build", "{tmp}"], "is a folder; expected one exported graph file, e.g. "),
-        (["build", "{tmp}/x.onnx", "--cache", "{tmp}/x.onnx"], "x.onnx' cannot be created (File exists)"),
+        (["build", "{tmp}/x.onnx", "--cache", "{tmp}/x.onnx"], "x.onnx' is a file; expected a folder"),
     ],
     ids=["missing onnx", "bad batch", "bad target", "foreign engine", "folder", "onnx folder", "cache is a file"],
 )
@@ -57,7 +57,7 @@ def test_build_checks_the_cache_folder_before_building(
     blocked.write_text("not a folder")
     assert main(["build", str(path), "--cache", str(blocked / "engines")]) == 2
     err = capsys.readouterr().err.strip().splitlines()
-    assert err == [f"engines: error: engine cache folder '{blocked / 'engines'}' cannot be created (Not a directory)"]
+    assert err == [f"engines: error: engine cache folder '{blocked / 'engines'}': '{blocked}' is a file, not a folder"]
     assert main(["build", str(path), "--name", "../escaped", "--cache", str(tmp_path / "cache")]) == 2
     assert "graph name '../escaped' is not a plain name" in capsys.readouterr().err
     assert not (tmp_path / "escaped-fp32").exists() and not list(tmp_path.glob("escaped*"))
