@@ -65,7 +65,7 @@ class TrtBackend:
     ) -> None:
         from engines.build import EngineConfig
         from engines.cache import EngineCache
-        from engines.engine import Engine, check_gpu_supported, require_cuda
+        from engines.engine import Engine, check_gpu_supported, require_cuda, rtx_targets
         from engines.spec import GraphSpec
         from engines.trt import load_tensorrt
 
@@ -73,7 +73,8 @@ class TrtBackend:
         require_cuda()
         if device.type != "cuda":
             raise EngineError(f"--backend trt runs on a CUDA device, not {device}; use --device cuda")
-        check_gpu_supported(trt, torch.cuda.get_device_name(device), torch.cuda.get_device_capability(device))
+        capability = torch.cuda.get_device_capability(device)
+        check_gpu_supported(trt, torch.cuda.get_device_name(device), capability)
         missing = [name for name in GRAPHS if not (onnx_dir / f"{name}.onnx").is_file()]
         if missing:
             raise EngineError(
@@ -90,7 +91,7 @@ class TrtBackend:
                     f"{trt.label} here; export with --warp standard"
                 )
         cache = EngineCache(cache_dir, trt)
-        config = EngineConfig(precision=precision)
+        config = EngineConfig(precision=precision, compute_capabilities=rtx_targets(trt, capability))
         self.engines = {}
         for name in GRAPHS:
             spec = GraphSpec.from_spec(manifest.graphs[name])

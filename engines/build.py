@@ -17,7 +17,7 @@ from typing import Any
 from engines.errors import EngineError
 from engines.onnx_utils import load_onnx
 from engines.spec import GraphSpec, TensorSpec
-from engines.trt import RTX_SUPPORTED_CAPABILITIES, TensorRT, load_tensorrt
+from engines.trt import RTX_SUPPORTED_CAPABILITIES, LogBridge, TensorRT, load_tensorrt
 
 __all__ = [
     "PRECISIONS",
@@ -116,39 +116,6 @@ class BuiltEngine:
     warnings: list[str] = field(default_factory=list)
 
 
-class _LogBridge:
-    """Forward TensorRT's log to :mod:`logging`; keep its errors for the exception message."""
-
-    def __init__(self, trt: TensorRT) -> None:
-        module = trt.module
-        severities = module.ILogger.Severity
-        levels = {
-            severities.INTERNAL_ERROR: logging.ERROR,
-            severities.ERROR: logging.ERROR,
-            severities.WARNING: logging.WARNING,
-            severities.INFO: logging.DEBUG,
-            severities.VERBOSE: logging.DEBUG,
-        }
-        errors: list[str] = []
-        warnings: list[str] = []
-
-        class Bridge(module.ILogger):  # type: ignore[misc,name-defined]
-            def __init__(self) -> None:
-                module.ILogger.__init__(self)
-
-            def log(self, severity: Any, msg: str) -> None:
-                level = levels.get(severity, logging.DEBUG)
-                if level >= logging.ERROR:
-                    errors.append(msg)
-                elif level == logging.WARNING:
-                    warnings.append(msg)
-                logger.log(level, "[%s] %s", trt.flavour, msg)
-
-        self.logger = Bridge()
-        self.errors = errors
-        self.warnings = warnings
-
-
 def _progress_monitor(trt: TensorRT) -> Any:
     """An ``IProgressMonitor`` that logs each top-level build phase with its elapsed time."""
     module = trt.module
@@ -223,7 +190,7 @@ def _check_io(summary: NetworkSummary, spec: GraphSpec, path: Path) -> None:
                 )
 
 
-def parse_network(trt: TensorRT, builder: Any, onnx_bytes: bytes, path: Path, bridge: _LogBridge) -> tuple[Any, Any]:
+def parse_network(trt: TensorRT, builder: Any, onnx_bytes: bytes, path: Path, bridge: LogBridge) -> tuple[Any, Any]:
     """Parse ONNX bytes into a strongly typed network; :class:`EngineError` lists the parser's errors per node."""
     module = trt.module
     flags = 1 << int(module.NetworkDefinitionCreationFlag.STRONGLY_TYPED)
@@ -321,7 +288,7 @@ def build_engine(
 
         model = to_mixed_fp16(model)
     start = time.perf_counter()
-    bridge = _LogBridge(trt)
+    bridge = LogBridge(trt)
     builder = trt.module.Builder(bridge.logger)
     network, _parser = parse_network(trt, builder, model.SerializeToString(), path, bridge)
     summary = _summary(network)
@@ -330,7 +297,7 @@ def build_engine(
     logger.info("building %s %s engine from %s with %s", spec.name, config.precision, path.name, trt.label)
     blob = builder.build_serialized_network(network, builder_config)
     if blob is None:
-        reason = bridge.errors[0] if bridge.errors else "no reason given"
+        reason = bridge.first_error() or "no reason given"
         raise EngineError(f"{trt.label} could not build {str(path)!r} ({config.precision}): {reason}")
     if timing_cache is not None and config.timing_cache is not None:
         config.timing_cache.parent.mkdir(parents=True, exist_ok=True)

@@ -56,8 +56,8 @@ def self_check(trt: object | None = None, size: int = 64, runs: int = 50) -> tup
     Raises:
         EngineError: no GPU, no TensorRT, or a failure on the way (the message says which).
     """
-    from engines.build import build_engine
-    from engines.engine import Engine, require_cuda
+    from engines.build import EngineConfig, build_engine
+    from engines.engine import Engine, require_cuda, rtx_targets
     from engines.spec import GraphSpec, TensorSpec
     from engines.trt import TensorRT, load_tensorrt
 
@@ -80,7 +80,8 @@ def self_check(trt: object | None = None, size: int = 64, runs: int = 50) -> tup
                 net, (image, grid), str(onnx_path), input_names=["image", "grid"], output_names=["out"],
                 opset_version=17, dynamo=False,
             )  # fmt: skip
-        built = build_engine(onnx_path, spec, trt=info)
+        config = EngineConfig(compute_capabilities=rtx_targets(info, torch.cuda.get_device_capability()))
+        built = build_engine(onnx_path, spec, config, trt=info)
         engine_path = Path(folder) / "doctor.engine"
         engine_path.write_bytes(built.blob)
         engine = Engine(engine_path, spec, trt=info)

@@ -17,9 +17,9 @@ import torch
 
 from engines.errors import EngineError
 from engines.spec import GraphSpec
-from engines.trt import RTX_SUPPORTED_CAPABILITIES, TensorRT, load_tensorrt
+from engines.trt import RTX_SUPPORTED_CAPABILITIES, LogBridge, TensorRT, load_tensorrt, rtx_runs_on
 
-__all__ = ["RTX_SUPPORTED_CAPABILITIES", "Engine", "check_gpu_supported", "require_cuda"]
+__all__ = ["RTX_SUPPORTED_CAPABILITIES", "Engine", "check_gpu_supported", "deserialise", "require_cuda", "rtx_targets"]
 
 logger = logging.getLogger(__name__)
 
@@ -35,12 +35,36 @@ def require_cuda() -> None:
 
 def check_gpu_supported(trt: TensorRT, name: str, capability: tuple[int, int]) -> None:
     """:class:`EngineError` when the flavour cannot run on this GPU (TensorRT-RTX: RTX GPUs only)."""
-    if trt.is_rtx and tuple(capability) not in RTX_SUPPORTED_CAPABILITIES:
+    if trt.is_rtx and not rtx_runs_on(capability):
         supported = ", ".join(f"{a}.{b}" for a, b in RTX_SUPPORTED_CAPABILITIES)
         raise EngineError(
             f"{name} (compute capability {capability[0]}.{capability[1]}) is not supported by {trt.label} "
-            f"(it runs on {supported}); install standard TensorRT for this GPU: pip install tensorrt"
+            f"(it runs on {supported} and later); install standard TensorRT for this GPU (pip install tensorrt), "
+            "or use --backend torch-fast"
         )
+
+
+def rtx_targets(trt: TensorRT, capability: tuple[int, int]) -> tuple[str, ...]:
+    """TensorRT-RTX build targets for an engine to run on this GPU: its portable default (8.0-12.x) leaves
+    Turing (7.5) out, so a Turing GPU gets an engine built for it alone; ``()`` elsewhere (the default)."""
+    return ("SM75",) if trt.is_rtx and tuple(capability) == (7, 5) else ()
+
+
+def deserialise(trt: TensorRT, blob: bytes, path: Path) -> tuple[Any, Any, LogBridge]:
+    """``(runtime, engine, log)`` of the engine bytes ``blob`` read from ``path``; the runtime and its log must
+    live as long as the engine.
+
+    Raises:
+        EngineError: TensorRT could not deserialise it, with TensorRT's own first error (wrong magic number,
+            another TensorRT version, a GPU it cannot run on, ...).
+    """
+    log = LogBridge(trt)
+    runtime = trt.module.Runtime(log.logger)
+    engine = runtime.deserialize_cuda_engine(blob)
+    if engine is None:
+        reason = log.first_error() or "corrupt, or built by another TensorRT version or for another GPU"
+        raise EngineError(f"{trt.label} could not deserialise {str(path)!r}: {reason}; delete it and let it rebuild")
+    return runtime, engine, log
 
 
 _TORCH_DTYPES = {"FLOAT": torch.float32, "HALF": torch.float16, "BF16": torch.bfloat16, "INT32": torch.int32}
@@ -86,15 +110,8 @@ class Engine:
         )
         self.path = Path(path)
         self.spec = spec
-        module = self.trt.module
-        self._runtime = module.Runtime(self.trt.logger("WARNING"))
         with torch.cuda.device(self.device):
-            self.engine = self._runtime.deserialize_cuda_engine(self.path.read_bytes())
-            if self.engine is None:
-                raise EngineError(
-                    f"{self.trt.label} could not deserialise {str(self.path)!r} (corrupt, or built by another "
-                    "TensorRT version or for another GPU); delete it and let it rebuild"
-                )
+            self._runtime, self.engine, self._log = deserialise(self.trt, self.path.read_bytes(), self.path)
             self.context = self.engine.create_execution_context()
         names = {self.engine.get_tensor_name(i) for i in range(self.engine.num_io_tensors)}
         expected = {t.name for t in (*spec.inputs, *spec.outputs)}
@@ -114,7 +131,9 @@ class Engine:
     def _execute(self) -> None:
         stream = torch.cuda.current_stream(self.device).cuda_stream
         if not self.context.execute_async_v3(stream):
-            raise EngineError(f"{self.trt.label} failed to run {self.path.name} (see the log)")
+            raise EngineError(
+                f"{self.trt.label} failed to run {self.path.name}: {self._log.first_error() or 'see the log'}"
+            )
 
     def capture(self) -> None:
         """Record the engine's run in a CUDA graph (after one plain run, as TensorRT requires); later

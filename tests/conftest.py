@@ -27,13 +27,30 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     has_trt = any(importlib.util.find_spec(name) for name in ("tensorrt", "tensorrt_rtx"))  # either flavour
     no_trt = pytest.mark.skip(reason="needs TensorRT (pip install -e .[trt], or tensorrt, on a CUDA machine)")
     no_camera = pytest.mark.skip(reason="needs a real webcam: set FOMM_TEST_CAMERA=<index> to run it")
+    unsupported = _trt_cannot_run_here() if has_trt and torch.cuda.is_available() else None
     for item in items:
         if "gpu" in item.keywords and not torch.cuda.is_available():
             item.add_marker(no_cuda)
         if "trt" in item.keywords and not has_trt:
             item.add_marker(no_trt)
+        if "trt" in item.keywords and "gpu" in item.keywords and unsupported:
+            item.add_marker(pytest.mark.skip(reason=unsupported))
         if "camera" in item.keywords and not os.environ.get("FOMM_TEST_CAMERA"):
             item.add_marker(no_camera)
+
+
+def _trt_cannot_run_here() -> str | None:
+    """Why the installed TensorRT flavour cannot run engines on this GPU (TensorRT-RTX on an H200, say), or
+    ``None``: engines run here."""
+    from engines.engine import check_gpu_supported
+    from engines.errors import EngineError
+    from engines.trt import load_tensorrt
+
+    try:
+        check_gpu_supported(load_tensorrt(), torch.cuda.get_device_name(), torch.cuda.get_device_capability())
+    except EngineError as exc:
+        return str(exc)
+    return None
 
 
 TINY_ORIGINAL_YAML = """\

@@ -80,11 +80,25 @@ def test_gpu_support_check(trt) -> None:
     if trt.is_rtx:
         with pytest.raises(
             EngineError, match=r"NVIDIA H200 \(compute capability 9.0\) is not supported by TensorRT-RTX"
-        ):
-            check_gpu_supported(trt, "NVIDIA H200", (9, 0))
+        ) as err:
+            check_gpu_supported(trt, "NVIDIA H200", (9, 0))  # TensorRT-RTX 1.7 refused it on an H200 (measured)
+        assert "pip install tensorrt" in str(err.value) and "--backend torch-fast" in str(err.value)
         check_gpu_supported(trt, "NVIDIA GeForce RTX 4090", (8, 9))
+        check_gpu_supported(trt, "a later Blackwell", (12, 3))  # its runtime: "... 12.1 >12.0"
+        with pytest.raises(EngineError):
+            check_gpu_supported(trt, "NVIDIA A40", (8, 7))
     else:
         check_gpu_supported(trt, "NVIDIA H200", (9, 0))  # standard TensorRT runs on data-centre GPUs
+
+
+def test_turing_gets_an_engine_built_for_it(trt) -> None:
+    from engines.engine import rtx_targets
+
+    # TensorRT-RTX's portable default (8.0-12.x) leaves Turing out; elsewhere the default is kept
+    assert rtx_targets(trt, (7, 5)) == (("SM75",) if trt.is_rtx else ())
+    assert rtx_targets(trt, (8, 6)) == rtx_targets(trt, (12, 0)) == ()
+    if trt.is_rtx:
+        assert EngineConfig(compute_capabilities=rtx_targets(trt, (7, 5))).compute_capabilities == ("SM75",)
 
 
 # --- on a GPU with TensorRT ----------------------------------------------------------------------------------
@@ -189,3 +203,17 @@ def test_fomm_animate_backend_trt_errors(
     assert len(err) == 1 and err[0].startswith(needle), err
     assert not (tmp_path / "o.mp4").exists()
     assert not (tmp_path / "cache").exists()
+
+
+def test_an_engine_that_does_not_deserialise_says_why(trt, tmp_path: Path) -> None:
+    """TensorRT's own first error, without its wrapping and source location, in one line (no GPU needed)."""
+    from engines.engine import deserialise
+
+    path = tmp_path / "garbage.engine"
+    path.write_bytes(b"not an engine" * 100)
+    with pytest.raises(EngineError) as err:
+        deserialise(trt, path.read_bytes(), path)
+    message = str(err.value)
+    assert message.startswith(f"{trt.label} could not deserialise {str(path)!r}: ") and "\n" not in message
+    assert "serialization" in message.lower() and "Error Code" not in message and ".cpp" not in message, message
+    assert message.endswith("; delete it and let it rebuild")

@@ -126,6 +126,41 @@ def test_new_avatar_of_the_same_size_reuses_the_graph_without_going_stale(model)
     torch.testing.assert_close(fast.generate(kp), reference.generate(kp), atol=1e-6, rtol=0)
 
 
+@pytest.mark.slow
+def test_compiled_networks_replay_like_eager_ones(model):
+    graphs = FakeGraphs()
+    fast, reference = make_pair(model, graphs, compile=True)
+    assert fast.name == "torch-cpu-fp32+compiled+graph"
+    source, *driving = images(3, seed=3)
+    torch.testing.assert_close(fast.set_source(source), reference.set_source(source))
+    for frame in driving:
+        kp = fast.keypoints(frame)
+        torch.testing.assert_close(kp, reference.keypoints(frame), atol=1e-5, rtol=0)
+        torch.testing.assert_close(fast.generate(kp), reference.generate(kp), atol=1e-5, rtol=0)
+    assert fast.graph_stats["generate_captures"] == 1 and fast.graph_stats["generate_replays"] == 1
+
+
+def test_frames_and_keypoints_of_other_layouts_reuse_the_graphs(model):
+    """The live loop's frames (``permute`` + ``unsqueeze`` of an HWC array) and its motion math's keypoints
+    (views) have other strides than the first call's; they must not capture (or, compiled, compile) again."""
+    graphs = FakeGraphs()
+    fast, reference = make_pair(model, graphs, triton=False)
+    source, frame = images(2, seed=4)
+    fast.set_source(source)
+    reference.set_source(source)
+    fast.generate(fast.keypoints(frame))
+    hwc = frame[0].permute(1, 2, 0).contiguous()
+    live_frame = hwc.permute(2, 0, 1).unsqueeze(0)  # what live.processor.to_tensor makes: batch stride 3
+    assert live_frame.stride() != frame.stride()
+    kp = fast.keypoints(live_frame)
+    torch.testing.assert_close(kp, reference.keypoints(frame), atol=1e-6, rtol=0)
+    jacobian = kp.jacobian.transpose(-1, -2).contiguous().transpose(-1, -2)  # same values, other strides
+    out = fast.generate(fomm.Keypoints(kp.value, jacobian))
+    torch.testing.assert_close(out, reference.generate(kp), atol=1e-6, rtol=0)
+    assert fast.graph_stats == {"keypoints_captures": 1, "keypoints_replays": 1, "generate_captures": 1,
+                                "generate_replays": 1}  # fmt: skip
+
+
 def test_changed_shapes_recapture(model):
     graphs = FakeGraphs()
     fast, reference = make_pair(model, graphs, triton=False)
@@ -244,15 +279,18 @@ def _spy(method: Callable[..., Any], calls: list[str], name: str) -> Callable[..
 
 
 @pytest.mark.gpu
-@pytest.mark.parametrize("dtype", ["fp32", "fp16"])
-def test_cuda_graph_replay_matches_eager(tiny, dtype, monkeypatch):
+@pytest.mark.parametrize(
+    ("dtype", "compiled"), [("fp32", False), ("fp16", False), pytest.param("fp16", True, marks=pytest.mark.slow)]
+)
+def test_cuda_graph_replay_matches_eager(tiny, dtype, compiled, monkeypatch):
     monkeypatch.delenv("TRITON_INTERPRET", raising=False)
     torch.backends.cudnn.allow_tf32 = False
     torch.backends.cuda.matmul.allow_tf32 = False
     model = fomm.build_fomm(tiny).eval()
     reference = TorchBackend(fomm.build_fomm(tiny), "cuda")
     reference.model.load_state_dict(model.state_dict())
-    fast = FastTorchBackend(model, "cuda", dtype)
+    fast = FastTorchBackend(model, "cuda", dtype, compile=compiled)
+    assert fast.name == f"torch-cuda-{dtype}+{'compiled' if compiled else 'triton'}+graph"
     atol = 1e-5 if dtype == "fp32" else 2e-2
     first, second, *driving = (t.cuda() for t in images(6, seed=5))
     for source in (first, second):  # the second avatar reuses the captured graph
@@ -275,3 +313,15 @@ def test_torch_fast_backend_is_a_live_choice_that_needs_cuda():
     with pytest.raises(LiveConfigError, match="torch-fast runs fp32 or fp16"):
         LiveConfig(backend="torch-fast", device="cuda", dtype="bf16")
     assert LiveConfig(backend="torch-fast", device="cuda", dtype="fp16").backend == "torch-fast"
+
+
+def test_compile_is_a_torch_fast_option(capsys):
+    from live.cli import main
+    from live.config import LiveConfig, LiveConfigError
+
+    assert LiveConfig(backend="torch-fast", device="cuda", compile=True).compile
+    with pytest.raises(LiveConfigError, match="--compile is for --backend torch-fast; --backend onnx does not"):
+        LiveConfig(backend="onnx", compile=True)
+    assert main(["--compile", "--no-remember"]) == 2  # refused before any model loads
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "--compile is for --backend torch-fast; --backend torch does not use it" in err[0], err
