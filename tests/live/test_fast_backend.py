@@ -325,3 +325,25 @@ def test_compile_is_a_torch_fast_option(capsys):
     assert main(["--compile", "--no-remember"]) == 2  # refused before any model loads
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "--compile is for --backend torch-fast; --backend torch does not use it" in err[0], err
+
+
+def test_load_backend_passes_compile_to_the_fast_backend(monkeypatch):
+    import live.app
+    import live.fast_backend
+    from live.app import load_backend
+    from live.config import LiveConfig
+
+    made = {}
+
+    class Recorder:
+        def __init__(self, model, device, dtype, *, compile=False):
+            made.update(device=str(device), dtype=dtype, compile=compile)
+
+    monkeypatch.setattr(live.fast_backend, "FastTorchBackend", Recorder)
+    monkeypatch.setattr(live.app, "device_problem", lambda device: None)  # no CUDA here: the wiring alone
+    for compiled in (False, True):
+        config = LiveConfig(
+            backend="torch-fast", device="cuda", dtype="fp16", model_config="tiny-256", compile=compiled
+        )
+        backend, _described, _untrained = load_backend(config)
+        assert isinstance(backend, Recorder) and made == {"device": "cuda", "dtype": "fp16", "compile": compiled}
