@@ -160,6 +160,26 @@ def half_model(model: fomm.Fomm, dtype: torch.dtype) -> fomm.Fomm:
     return model
 
 
+class _Compiled:
+    """``torch.compile(fn)``, falling back to ``fn`` itself (with a warning, once) when compiling fails: no C
+    compiler for Triton, an op Inductor cannot lower, ... The networks then run uncompiled but still in graphs."""
+
+    def __init__(self, fn: Callable[..., Any], mode: str | None, what: str) -> None:
+        self.fn = fn
+        self.compiled = torch.compile(fn, dynamic=False, mode=mode)
+        self.what = what
+        self.failed: str | None = None
+
+    def __call__(self, *args: Any) -> Any:
+        if self.failed is None:
+            try:
+                return self.compiled(*args)
+            except Exception as exc:  # torch._dynamo's and Inductor's errors have no common public base
+                self.failed = f"{type(exc).__name__}: {exc}".splitlines()[0][:300]
+                logger.warning("torch.compile of %s failed (%s); it runs uncompiled", self.what, self.failed)
+        return self.fn(*args)
+
+
 class FastTorchBackend(TorchBackend):
     """The torch GPU fast path: half-precision weights + autocast, Triton warps, CUDA graphs.
 
@@ -201,8 +221,8 @@ class FastTorchBackend(TorchBackend):
             logger.info("torch.compile: the first frame waits while the per-frame networks compile (vox-256: "
                         "about 25 s on 16 cores)")  # fmt: skip
             mode = compile if isinstance(compile, str) else None
-            self._kp_net = torch.compile(self.model.kp_detector, dynamic=False, mode=mode)
-            self._animate = torch.compile(self.model.generator.animate, dynamic=False, mode=mode)
+            self._kp_net = _Compiled(self.model.kp_detector, mode, "the keypoint detector")
+            self._animate = _Compiled(self.model.generator.animate, mode, "the generator")
         elif triton:
             from fomm.kernels import TRITON_INSTALL_HINT, TritonWarp, triton_available
 

@@ -161,6 +161,33 @@ def test_frames_and_keypoints_of_other_layouts_reuse_the_graphs(model):
                                 "generate_replays": 1}  # fmt: skip
 
 
+def test_a_failed_compilation_runs_the_networks_uncompiled(model, monkeypatch, caplog):
+    def broken_compile(fn, **kwargs):
+        def compiled(*args):
+            raise RuntimeError("InductorError: no working C compiler found\n(details)")
+
+        return compiled
+
+    monkeypatch.setattr(torch, "compile", broken_compile)
+    graphs = FakeGraphs()
+    fast, reference = make_pair(model, graphs, compile=True)
+    source, frame = images(2, seed=7)
+    fast.set_source(source)
+    reference.set_source(source)
+    with caplog.at_level(logging.WARNING, logger="live.fast_backend"):
+        for _ in range(2):
+            kp = fast.keypoints(frame)
+            torch.testing.assert_close(kp, reference.keypoints(frame), atol=1e-6, rtol=0)
+            torch.testing.assert_close(fast.generate(kp), reference.generate(kp), atol=1e-6, rtol=0)
+    warnings = [r.getMessage() for r in caplog.records]
+    assert len(warnings) == 2, warnings  # once per network, not per frame
+    assert (
+        "torch.compile of the keypoint detector failed (RuntimeError: InductorError: no working C compiler"
+        in (warnings[0])
+    )
+    assert fast.graph_stats["generate_captures"] == 1  # still in graphs
+
+
 def test_changed_shapes_recapture(model):
     graphs = FakeGraphs()
     fast, reference = make_pair(model, graphs, triton=False)
