@@ -90,6 +90,22 @@ def images(n: int, size: int = 64, seed: int = 0) -> list[torch.Tensor]:
     return [torch.rand(1, 3, size, size, generator=g) for _ in range(n)]
 
 
+def frames_and_warnings(
+    fast: FastTorchBackend, reference: TorchBackend, caplog: pytest.LogCaptureFixture, *, frames: int, seed: int
+) -> list[str]:
+    """Run ``frames`` frames of one avatar through both backends, asserting equal keypoints and frames; the
+    warnings logged on the way."""
+    source, frame = images(2, seed=seed)
+    fast.set_source(source)
+    reference.set_source(source)
+    with caplog.at_level(logging.WARNING, logger="live.fast_backend"):
+        for _ in range(frames):
+            kp = fast.keypoints(frame)
+            torch.testing.assert_close(kp, reference.keypoints(frame), atol=1e-6, rtol=0)
+            torch.testing.assert_close(fast.generate(kp), reference.generate(kp), atol=1e-6, rtol=0)
+    return [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING]
+
+
 def test_replayed_steps_equal_eager_steps_and_capture_once(model):
     graphs = FakeGraphs()
     fast, reference = make_pair(model, graphs, triton=False)
@@ -169,17 +185,8 @@ def test_a_failed_compilation_runs_the_networks_uncompiled(model, monkeypatch, c
         return compiled
 
     monkeypatch.setattr(torch, "compile", broken_compile)
-    graphs = FakeGraphs()
-    fast, reference = make_pair(model, graphs, compile=True)
-    source, frame = images(2, seed=7)
-    fast.set_source(source)
-    reference.set_source(source)
-    with caplog.at_level(logging.WARNING, logger="live.fast_backend"):
-        for _ in range(2):
-            kp = fast.keypoints(frame)
-            torch.testing.assert_close(kp, reference.keypoints(frame), atol=1e-6, rtol=0)
-            torch.testing.assert_close(fast.generate(kp), reference.generate(kp), atol=1e-6, rtol=0)
-    warnings = [r.getMessage() for r in caplog.records]
+    fast, reference = make_pair(model, FakeGraphs(), compile=True)
+    warnings = frames_and_warnings(fast, reference, caplog, frames=2, seed=7)
     assert len(warnings) == 2, warnings  # once per network, not per frame
     assert (
         "torch.compile of the keypoint detector failed (RuntimeError: InductorError: no working C compiler"
@@ -205,18 +212,10 @@ def test_changed_shapes_recapture(model):
 
 
 def test_failed_capture_runs_eagerly_and_says_why_once(model, caplog):
-    graphs = FakeGraphs(fail=True)
-    fast, reference = make_pair(model, graphs, triton=False)
-    source, frame = images(2, seed=2)
-    fast.set_source(source)
-    reference.set_source(source)
-    with caplog.at_level(logging.WARNING, logger="live.fast_backend"):
-        for _ in range(3):
-            kp = fast.keypoints(frame)
-            torch.testing.assert_close(fast.generate(kp), reference.generate(kp), atol=1e-6, rtol=0)
-    failures = [r for r in caplog.records if "capture of" in r.getMessage()]
+    fast, reference = make_pair(model, FakeGraphs(fail=True), triton=False)
+    failures = [m for m in frames_and_warnings(fast, reference, caplog, frames=3, seed=2) if "capture of" in m]
     assert len(failures) == 2  # one per graph, not one per frame
-    assert "operation not permitted when stream is capturing" in failures[0].getMessage()
+    assert "operation not permitted when stream is capturing" in failures[0]
     assert fast.graph_stats["keypoints_captures"] == 0
 
 
