@@ -140,12 +140,15 @@ def _sidecar(path: Path) -> Path:
     return path.with_suffix(".json")
 
 
-def _engine_validity(trt: TensorRT, blob: bytes) -> str | None:
-    """TensorRT-RTX's header check; ``None`` when valid or when it cannot tell here (no GPU, other flavour)."""
+def _engine_validity(trt: TensorRT, path: Path) -> str | None:
+    """TensorRT-RTX's check of the engine file's header (only the header is read); ``None`` when valid or when it
+    cannot tell here (no GPU, other flavour)."""
     if not trt.has_engine_validity or not torch.cuda.is_available():
         return None
     runtime = trt.module.Runtime(trt.logger("ERROR"))
-    validity, diagnostics = runtime.get_engine_validity(blob[: runtime.engine_header_size])
+    with path.open("rb") as file:
+        header = file.read(runtime.engine_header_size)
+    validity, diagnostics = runtime.get_engine_validity(header)
     if validity == trt.module.EngineValidity.INVALID:
         members = trt.module.EngineInvalidityDiagnostics.__members__.items()
         flags = [name for name, flag in members if diagnostics & int(flag)]
@@ -161,6 +164,13 @@ def read_key_file(path: Path) -> dict[str, Any]:
     Raises :class:`EngineError` with the reason when the engine or its key file is missing, the key file is
     unreadable, or the engine's SHA-256 differs from the one recorded at build time (truncated or corrupt).
     """
+    meta = _read_meta(path)
+    _check_hash(path, meta)
+    return meta
+
+
+def _read_meta(path: Path) -> dict[str, Any]:
+    """The key file of the engine at ``path`` (:func:`read_key_file` without the hash, which reads the engine)."""
     if not path.is_file():
         raise EngineError("no engine file")
     sidecar = _sidecar(path)
@@ -172,21 +182,25 @@ def read_key_file(path: Path) -> dict[str, Any]:
             raise TypeError("'key' must be an object and 'engine_sha256' a string")
     except (OSError, ValueError, KeyError, TypeError) as exc:
         raise EngineError(f"unreadable key file {sidecar.name} ({type(exc).__name__}: {exc})") from None
+    return meta
+
+
+def _check_hash(path: Path, meta: dict[str, Any]) -> None:
     if sha256_file(path) != meta["engine_sha256"]:
         raise EngineError("corrupt: the file's SHA-256 differs from the one recorded at build time")
-    return meta
 
 
 def check_engine(path: Path, key: EngineKey, trt: TensorRT) -> CacheLookup:
     """Whether the engine file at ``path`` is the one ``key`` describes, intact, and fits this system."""
     try:
-        meta = read_key_file(path)
+        meta = _read_meta(path)
+        differences = key.differences(meta["key"])
+        if differences:  # stale: no need to hash the engine
+            return CacheLookup(path, False, "stale: " + "; ".join(differences))
+        _check_hash(path, meta)
     except EngineError as exc:
         return CacheLookup(path, False, str(exc))
-    differences = key.differences(meta["key"])
-    if differences:
-        return CacheLookup(path, False, "stale: " + "; ".join(differences))
-    reason = _engine_validity(trt, path.read_bytes())
+    reason = _engine_validity(trt, path)
     if reason is not None:
         return CacheLookup(path, False, reason)
     return CacheLookup(path, True, "valid")

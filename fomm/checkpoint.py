@@ -22,6 +22,7 @@ from typing import Any, NamedTuple
 
 import torch
 
+from .cli_errors import one_line
 from .config import EXTRA_CONFIGS, PRESETS, FommConfig, config_from_dict, config_to_dict
 from .model import Fomm, build_fomm
 
@@ -101,7 +102,7 @@ def read_original_checkpoint(path: str | Path) -> dict[str, Any]:
     try:
         data = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # torch raises RuntimeError, UnpicklingError, EOFError, ... for bad files
-        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        reason = one_line(exc)
         if "Weights only load failed" in reason:
             reason = "it holds Python objects other than tensors (refusing to unpickle them)"
         raise CheckpointError(

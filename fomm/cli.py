@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import fomm
-from fomm.cli_errors import CliError, RaisingParser, path_argument
+from fomm.cli_errors import CliError, RaisingParser, onnx_dir_problem, path_argument
 from fomm.config import ConfigError, FommConfig
 from fomm.media.assets import DEFAULT_AVATAR, DEFAULT_DRIVING, DEMO_MODEL
 from fomm.media.errors import MediaError
@@ -786,16 +786,9 @@ def _animate(args: argparse.Namespace) -> int:
     if args.best_frame is not None and not relative:
         logger.warning("--best-frame has no effect in absolute mode")
     config = _config_for(args.config)
-    if args.onnx_dir is not None:
-        if args.backend not in ("onnx", "trt"):
-            raise CliError(
-                f"--onnx-dir is for --backend onnx or trt (graphs from `fomm export`); --backend "
-                f"{args.backend} does not use it"
-            )
-        if not args.onnx_dir.is_dir():
-            raise CliError(
-                f"--onnx-dir {str(args.onnx_dir)!r} is not a folder; expected an export folder from `fomm export`"
-            )
+    problem = onnx_dir_problem(args.onnx_dir, args.backend)
+    if problem is not None:
+        raise CliError(problem)
     if args.backend == "onnx":
         from export.exporter import ExportError
         from export.runtime import import_onnxruntime

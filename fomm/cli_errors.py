@@ -10,7 +10,11 @@ import argparse
 from pathlib import Path
 from typing import NoReturn
 
-__all__ = ["CliError", "RaisingParser", "path_argument"]
+__all__ = ["ONNX_BACKENDS", "CliError", "RaisingParser", "one_line", "onnx_dir_problem", "path_argument"]
+
+
+#: The backends that run exported graphs: the ones ``--onnx-dir`` is for (``fomm animate``, ``run_live.py``).
+ONNX_BACKENDS = ("onnx", "trt")
 
 
 class CliError(Exception):
@@ -30,3 +34,25 @@ def path_argument(text: str) -> Path:
     if not text:
         raise argparse.ArgumentTypeError("empty path")
     return Path(text)
+
+
+def one_line(exc: BaseException) -> str:
+    """The first line of ``exc``'s message (its type's name when the message is empty): the reason an error line
+    quotes."""
+    text = str(exc).strip().splitlines()
+    return text[0] if text else type(exc).__name__
+
+
+def onnx_dir_problem(onnx_dir: Path | None, backend: str, *, folder: bool = True) -> str | None:
+    """What is wrong with ``--onnx-dir`` for ``--backend`` (``None``: fine, or no ``--onnx-dir``): a backend that
+    does not use it, or (``folder``) a path that is not a folder."""
+    if onnx_dir is None:
+        return None
+    if backend not in ONNX_BACKENDS:
+        return (
+            f"--onnx-dir is for --backend {' or '.join(ONNX_BACKENDS)} (graphs from `fomm export`); "
+            f"--backend {backend} does not use it"
+        )
+    if folder and not onnx_dir.expanduser().is_dir():
+        return f"--onnx-dir {str(onnx_dir)!r} is not a folder; expected an export folder from `fomm export`"
+    return None

@@ -15,6 +15,8 @@ from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from fomm.cli_errors import onnx_dir_problem
+
 from .config import FITS, LiveConfigError
 
 if TYPE_CHECKING:
@@ -128,10 +130,9 @@ def check_inputs(config: LiveConfig, *, fallback_output: Path | None = None) -> 
             check_writable_file(config.stats, "statistics file")
     except MediaError as exc:
         raise LiveConfigError(f"--stats: {exc}") from None
-    if config.onnx_dir is not None and not config.onnx_dir.expanduser().is_dir():
-        raise LiveConfigError(
-            f"--onnx-dir {str(config.onnx_dir)!r} is not a folder; expected an export folder from `fomm export`"
-        )
+    problem = onnx_dir_problem(config.onnx_dir, config.backend)  # the backend rule: checked by the config
+    if problem is not None:
+        raise LiveConfigError(problem)
     if config.camera != "auto":
         _probe_camera(config.camera)
     if config.avatar is not None:

@@ -6,6 +6,8 @@ import math
 from dataclasses import dataclass
 from pathlib import Path
 
+from fomm.cli_errors import ONNX_BACKENDS, onnx_dir_problem
+
 __all__ = [
     "BACKENDS",
     "DTYPES",
@@ -16,6 +18,7 @@ __all__ = [
     "ONNX_BACKENDS",
     "LiveConfig",
     "LiveConfigError",
+    "is_number",
 ]
 
 DTYPES = ("fp32", "fp16", "bf16", "int8")
@@ -23,8 +26,6 @@ FITS = ("letterbox", "scale", "crop")
 #: Where the recording goes when nothing else can show the avatar (no display, no --vcam).
 FALLBACK_OUTPUT = Path("fomm-live-output.mp4")
 BACKENDS = ("torch", "torch-fast", "onnx", "trt")
-#: the backends that run exported graphs (``--onnx-dir``)
-ONNX_BACKENDS = ("onnx", "trt")
 #: Largest frame rate (fps cap, capture rate) and duration (search, hold, ease, reconnect) the tool accepts:
 #: beyond them a value means nothing (no camera or screen is that fast, no session that long).
 MAX_FPS = 1000.0
@@ -125,11 +126,9 @@ class LiveConfig:
         problem = _precision_problem(self.backend, self.dtype, self.device)
         if problem is not None:
             raise LiveConfigError(problem)
-        if self.onnx_dir is not None and self.backend not in ONNX_BACKENDS:
-            raise LiveConfigError(
-                f"--onnx-dir is for --backend {' or '.join(ONNX_BACKENDS)} (graphs from `fomm export`); "
-                f"--backend {self.backend} does not use it"
-            )
+        problem = onnx_dir_problem(self.onnx_dir, self.backend, folder=False)  # the folder: live.checks
+        if problem is not None:
+            raise LiveConfigError(problem)
         if self.compile and self.backend != "torch-fast":
             raise LiveConfigError(f"--compile is for --backend torch-fast; --backend {self.backend} does not use it")
         if not 0.0 <= self.filter_strength <= 1.0:
@@ -138,17 +137,17 @@ class LiveConfig:
             raise LiveConfigError(f"vcam fit {self.vcam_fit!r} is not one of {', '.join(FITS)}")
         for name in ("fps_cap", "capture_fps"):
             value = getattr(self, name)
-            if value is not None and not (_is_number(value) and 0 < value <= MAX_FPS):
+            if value is not None and not (is_number(value) and 0 < value <= MAX_FPS):
                 raise LiveConfigError(f"{name.replace('_', ' ')} {value!r} must be > 0 and <= {MAX_FPS:g}")
         if self.max_frames is not None and self.max_frames < 1:
             raise LiveConfigError(f"max frames {self.max_frames!r} must be >= 1")
-        if not (_is_number(self.best_frame_seconds) and 0 < self.best_frame_seconds <= MAX_SECONDS):
+        if not (is_number(self.best_frame_seconds) and 0 < self.best_frame_seconds <= MAX_SECONDS):
             raise LiveConfigError(
                 f"best-frame seconds {self.best_frame_seconds!r} must be > 0 and <= {MAX_SECONDS:g} (1 day)"
             )
         for name in ("reconnect_seconds", "hold_seconds", "ease_seconds"):
             value = getattr(self, name)
-            if not (_is_number(value) and 0 <= value <= MAX_SECONDS):
+            if not (is_number(value) and 0 <= value <= MAX_SECONDS):
                 limit = f"{MAX_SECONDS:g} (1 day)"
                 raise LiveConfigError(
                     f"{name.replace('_', ' ')} {value!r} must be a number of seconds >= 0 and <= {limit}"
@@ -157,7 +156,7 @@ class LiveConfig:
             raise LiveConfigError("camera must not be empty (an index, a video file, a URL or 'auto')")
 
 
-def _is_number(value: object) -> bool:
+def is_number(value: object) -> bool:
     """A finite int or float (not a bool)."""
     return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
 

@@ -67,7 +67,16 @@ class CudaGraphs:
 
 
 def _signature(tensors: Sequence[torch.Tensor]) -> tuple[tuple[Any, ...], ...]:
-    return tuple((tuple(t.shape), t.dtype, t.device, t.stride()) for t in tensors)
+    """What a captured graph's static inputs (and an avatar's cached tensors) must match to take new values by
+    ``copy_``: shape, dtype and device. Not the strides: ``copy_`` lays any view out as the buffer is, so the
+    live loop's frames (views with a batch stride of 3) and its motion math's keypoints (views) replay the graph
+    (and the code compiled for its buffers) instead of capturing and compiling again."""
+    return tuple((tuple(t.shape), t.dtype, t.device) for t in tensors)
+
+
+def _why(exc: BaseException) -> str:
+    """``Type: first line of the message`` (at most 300 characters), for a warning that says why once."""
+    return f"{type(exc).__name__}: {exc}".splitlines()[0][:300]
 
 
 def _flatten(outputs: Any) -> list[torch.Tensor]:
@@ -86,7 +95,8 @@ class _Captured:
 
 class GraphRunner:
     """Calls ``fn(*tensors)`` through a captured graph: captured on the first call and whenever the inputs'
-    shapes, dtypes, devices or strides change, or after :meth:`invalidate`; replayed otherwise.
+    shapes, dtypes or devices change, or after :meth:`invalidate`; replayed otherwise (inputs of other strides
+    are copied into the static buffers as they are laid out).
 
     Returns fresh tensors (clones of the static outputs), so results stay valid after the next replay. If a
     capture fails, the runner logs why once and calls ``fn`` eagerly from then on.
@@ -133,7 +143,7 @@ class GraphRunner:
             self.graphs.warmup(self.fn, inputs, self.warmup)
             graph, outputs = self.graphs.capture(self.fn, inputs)
         except Exception as exc:  # a capture-unsafe op, out of memory...: run eagerly, say so once
-            self.failed = f"{type(exc).__name__}: {exc}".splitlines()[0]
+            self.failed = _why(exc)
             logger.warning("CUDA graph capture of %s failed (%s); running it eagerly", self.name, self.failed)
             return None
         self.captures += 1
@@ -175,7 +185,7 @@ class _Compiled:
             try:
                 return self.compiled(*args)
             except Exception as exc:  # torch._dynamo's and Inductor's errors have no common public base
-                self.failed = f"{type(exc).__name__}: {exc}".splitlines()[0][:300]
+                self.failed = _why(exc)
                 logger.warning("torch.compile of %s failed (%s); it runs uncompiled", self.what, self.failed)
         return self.fn(*args)
 
@@ -263,21 +273,8 @@ class FastTorchBackend(TorchBackend):
 
     # --- the backend interface ------------------------------------------------------------------------------
 
-    @staticmethod
-    def _layout(image: torch.Tensor) -> torch.Tensor:
-        """One memory layout for every image: channels-last (how the live loop's frames arrive) with the canonical
-        strides, also of size-1 dimensions (a batch of one built by ``unsqueeze`` has another batch stride). A
-        captured graph and a compiled network are specialised to their inputs' strides: a frame laid out
-        otherwise would capture, and compile, again."""
-        if image.dim() != 4:
-            return image
-        n, c, h, w = image.shape
-        image = image.contiguous(memory_format=torch.channels_last)
-        return image.as_strided((n, c, h, w), (h * w * c, 1, w * c, c))
-
     @torch.inference_mode()
     def set_source(self, source: torch.Tensor) -> fomm.Keypoints:
-        source = self._layout(source)
         with self._context():
             kp = self._float(self.model.kp_detector(source))
             encoding = self.model.generator.encode_source(source)
@@ -302,7 +299,6 @@ class FastTorchBackend(TorchBackend):
 
     @torch.inference_mode()
     def keypoints(self, image: torch.Tensor) -> fomm.Keypoints:
-        image = self._layout(image)
         if self._keypoints_graph is None:
             return self._keypoints_eager(image)
         return self._keypoints_graph(image)
@@ -311,8 +307,7 @@ class FastTorchBackend(TorchBackend):
     def generate(self, kp_driving: fomm.Keypoints) -> torch.Tensor:
         if self._encoding is None or self._kp_source is None:
             raise BackendError("set_source() must run before generate()")
-        # fresh contiguous float32 copies: the motion math before this call may hand over views of any strides
-        value, jacobian = (t.to(torch.float32, memory_format=torch.contiguous_format, copy=True) for t in kp_driving)
+        value, jacobian = kp_driving.value.float(), kp_driving.jacobian.float()
         if self._generate_graph is None:
             return self._generate_eager(value, jacobian)
         return self._generate_graph(value, jacobian)

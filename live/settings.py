@@ -20,7 +20,7 @@ from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
-from .config import MAX_FPS
+from .config import MAX_FPS, is_number
 
 __all__ = [
     "SETTINGS_ENV",
@@ -142,7 +142,7 @@ def _coerce(name: str, kind: str, value: Any) -> tuple[bool, Any]:
     if kind == "bool":
         return isinstance(value, bool), value
     if kind == "float":
-        ok = isinstance(value, (int, float)) and not isinstance(value, bool) and 0 < value <= _MOST.get(name, math.inf)
+        ok = is_number(value) and 0 < value <= _MOST.get(name, math.inf)
         return ok, float(value) if ok else None
     if name == "camera" and isinstance(value, int) and not isinstance(value, bool):
         return True, str(value)

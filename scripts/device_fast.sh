@@ -6,24 +6,26 @@
 # scripts/device_run.sh. Knobs: SECTIONS and VARIANTS (gpu_check_fast's --sections, --variants), TESTS (pytest paths; "none" skips them),
 # TAG (suffix of the output names), CHECK_S / TESTS_S (timeouts).
 # TensorRT-RTX (its library, 234 MB, is over one call's 64 MiB): .trtA/ carries the first part of the xz-compressed
-# libtensorrt_rtx.so.1 to /tmp/trtparts on the first call; .trtB/ the rest, the ONNX parser, the cp312 bindings wheel
-# and the pure-Python packages on the next call (the machine still warm), which unpacks them into /tmp/trt.
+# libtensorrt_rtx.so.1 to $SCRATCH/trtparts on the first call; .trtB/ the rest, the ONNX parser, the cp312 bindings
+# wheel and the pure-Python packages on the next call (the machine still warm), which unpacks them into $SCRATCH/trt.
+# SCRATCH: the device machine's temporary folder ($TMPDIR, else /tmp); it outlives a call while the machine is warm.
 set -u
+SCRATCH=${TMPDIR:-/tmp}
 SITE=$PWD
 if compgen -G ".whl/*.whl" >/dev/null; then
-  python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl \
+  python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target "$SCRATCH/site" .whl/*.whl \
     || exit 1
-  SITE=/tmp/site:$SITE
+  SITE="$SCRATCH/site:$SITE"
 fi
-if [ -d .trtA ]; then mkdir -p /tmp/trtparts && cp .trtA/* /tmp/trtparts/; fi
-if [ -d .trtB ] && [ -d /tmp/trtparts ]; then
-  mkdir -p /tmp/trt && cp .trtB/*part* /tmp/trtparts/ \
-    && python3 -m zipfile -e .trtB/*.whl /tmp/trt \
-    && tar -C /tmp/trt -xzf .trtB/pkg.tgz \
-    && cat /tmp/trtparts/*part* | python3 -c "import lzma,sys,shutil; shutil.copyfileobj(lzma.open(sys.stdin.buffer), sys.stdout.buffer)" > /tmp/trt/tensorrt_rtx_libs/libtensorrt_rtx.so.1 \
-    && python3 -c "import lzma,sys,shutil; shutil.copyfileobj(lzma.open('.trtB/onnxparser.xz'), sys.stdout.buffer)" > /tmp/trt/tensorrt_rtx_libs/libtensorrt_onnxparser_rtx.so.1 \
-    && sha256sum /tmp/trt/tensorrt_rtx_libs/libtensorrt_rtx.so.1 | tee "$OUT/trt_sha256.txt"
-  SITE=/tmp/trt:$SITE
+if [ -d .trtA ]; then mkdir -p "$SCRATCH"/trtparts && cp .trtA/* "$SCRATCH"/trtparts/; fi
+if [ -d .trtB ] && [ -d "$SCRATCH"/trtparts ]; then
+  mkdir -p "$SCRATCH"/trt && cp .trtB/*part* "$SCRATCH"/trtparts/ \
+    && python3 -m zipfile -e .trtB/*.whl "$SCRATCH"/trt \
+    && tar -C "$SCRATCH"/trt -xzf .trtB/pkg.tgz \
+    && cat "$SCRATCH"/trtparts/*part* | python3 -c "import lzma,sys,shutil; shutil.copyfileobj(lzma.open(sys.stdin.buffer), sys.stdout.buffer)" > "$SCRATCH"/trt/tensorrt_rtx_libs/libtensorrt_rtx.so.1 \
+    && python3 -c "import lzma,sys,shutil; shutil.copyfileobj(lzma.open('.trtB/onnxparser.xz'), sys.stdout.buffer)" > "$SCRATCH"/trt/tensorrt_rtx_libs/libtensorrt_onnxparser_rtx.so.1 \
+    && sha256sum "$SCRATCH"/trt/tensorrt_rtx_libs/libtensorrt_rtx.so.1 | tee "$OUT/trt_sha256.txt"
+  SITE="$SCRATCH/trt:$SITE"
 fi
 export PYTHONPATH=$SITE PYTHONUNBUFFERED=1
 unset TRITON_INTERPRET

@@ -19,6 +19,7 @@ from typing import Any
 
 import numpy as np
 
+from ..cli_errors import one_line
 from ._deps import have_av, import_av, import_cv2
 from .errors import MediaError
 from .image import IMAGE_SUFFIXES, load_image
@@ -258,8 +259,7 @@ def _reason(exc: BaseException) -> str:
     strerror = getattr(exc, "strerror", None)
     if isinstance(strerror, str) and strerror:
         return strerror
-    text = str(exc).strip().splitlines()
-    return text[0] if text else type(exc).__name__
+    return one_line(exc)
 
 
 def open_frames(

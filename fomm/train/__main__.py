@@ -29,7 +29,7 @@ from typing import Any
 import torch
 
 from ..checkpoint import CheckpointError, load_checkpoint
-from ..cli_errors import CliError, RaisingParser, path_argument
+from ..cli_errors import CliError, RaisingParser, one_line, path_argument
 from ..config import ConfigError, FommConfig, load_yaml_config, preset
 from ..model import build_fomm
 from .losses import FeatureNetworkError
@@ -543,7 +543,7 @@ def run(args: argparse.Namespace) -> int:
             saved = trainer.saved_on_error
             if saved is None:
                 raise
-            message = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            message = one_line(exc)
             raise CliError(
                 f"{message} (the run stopped at step {trainer.step}; its checkpoint is saved: continue with "
                 f"--resume {saved})"
@@ -563,7 +563,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         args = build_parser().parse_args(argv)
         return run(args)
     except errors as exc:
-        message = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        message = one_line(exc)
         print(f"{PROG}: error: {message}", file=sys.stderr)
         return EXIT_USAGE
     except KeyboardInterrupt:

@@ -33,6 +33,7 @@ from typing import TYPE_CHECKING, Any
 import torch
 from torch.utils.data import Dataset
 
+from ..cli_errors import one_line
 from .names import LANDMARK_POINT_CHOICES, DatasetError
 
 if TYPE_CHECKING:
@@ -224,11 +225,6 @@ class LoadedVideo:
     original_size: tuple[int, int]
 
 
-def _one_line(exc: BaseException) -> str:
-    text = str(exc).strip().splitlines()
-    return text[0] if text else type(exc).__name__
-
-
 def _read_folder(path: Path, max_frames: int | None) -> list[np.ndarray]:
     from fomm.media.image import load_image
     from fomm.media.video import list_image_files
@@ -309,9 +305,9 @@ def load_video(path: str | Path, image_size: int, *, max_frames: int | None = No
         else:
             raise DatasetError(f"{str(path)!r} is not a video (expected one of: {_KINDS})")
     except MediaError as exc:
-        raise DatasetError(f"cannot decode {str(path)!r}: {_one_line(exc)}") from exc
+        raise DatasetError(f"cannot decode {str(path)!r}: {one_line(exc)}") from exc
     except OSError as exc:
-        raise DatasetError(f"cannot read {str(path)!r}: {exc.strerror or _one_line(exc)}") from exc
+        raise DatasetError(f"cannot read {str(path)!r}: {exc.strerror or one_line(exc)}") from exc
     if len(frames) < 2:
         raise DatasetError(f"video {str(path)!r} has {len(frames)} frame(s); at least 2 are needed")
     height, width = frames[0].shape[:2]
@@ -688,11 +684,11 @@ class FramesDataset(Dataset[dict[str, Any]]):
                 continue
             try:
                 with open_frames(video, max_frames=1):
-                    pass
+                    pass  # opening decodes the first frame: nothing more to read
             except MediaError as exc:
-                raise DatasetError(f"cannot decode {str(video)!r}: {_one_line(exc)}") from exc
+                raise DatasetError(f"cannot decode {str(video)!r}: {one_line(exc)}") from exc
             except OSError as exc:
-                raise DatasetError(f"cannot read {str(video)!r}: {exc.strerror or _one_line(exc)}") from exc
+                raise DatasetError(f"cannot read {str(video)!r}: {exc.strerror or one_line(exc)}") from exc
 
     def verify(self) -> dict[str, int]:
         """Decode every video now (filling the cache as far as it goes) and return frame counts by name.

@@ -48,6 +48,7 @@ import numpy as np
 import torch
 
 from fomm.animator import AnimationOptions, Animator
+from fomm.cli_errors import one_line
 from fomm.config import FommConfig
 from fomm.hashing import sha256_file
 from fomm.media.errors import MediaError
@@ -905,8 +906,7 @@ class VideoStream(Iterator[tuple[str, np.ndarray, float]]):
             try:
                 frames, fps = read()
             except (MediaError, DatasetError) as exc:
-                text = str(exc).strip().splitlines()
-                reason = text[0] if text else type(exc).__name__
+                reason = one_line(exc)
                 logger.warning("skipping video %s: %s", path, reason)
                 self.skipped.append({"name": name, "path": str(path), "reason": reason})
                 continue

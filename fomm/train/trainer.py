@@ -55,6 +55,7 @@ from torch import nn
 from torch.utils.data import DataLoader, Dataset, DistributedSampler
 
 from ..checkpoint import load_checkpoint, save_checkpoint
+from ..cli_errors import one_line
 from ..config import ConfigError, yaml_float, yaml_floats, yaml_int, yaml_ints, yaml_mapping
 from ..discriminator import scale_key
 from ..generator import GeneratorOutput
@@ -1084,7 +1085,7 @@ class Trainer:
         """
         if not self.is_main:
             return None
-        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        reason = one_line(exc)
         if not all(bool(torch.isfinite(p).all()) for p in self.model.parameters()):
             logger.error(
                 "stopped at step %d by an error (%s): the weights are not finite, no checkpoint saved "
